@@ -1,0 +1,48 @@
+# Two commands do everything: `make train` and `make test`.
+# Both create .venv inside the repo when it is missing and install the kit into it.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+KERNEL := collab-kit
+# Extra arguments for the trainer, e.g. make train TRAIN_ARGS="--steps 4000 --method dml"
+TRAIN_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup train test test-fast test-browser lab bench evidence clean-venv
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -r requirements.txt -e .
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))" >/dev/null
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+# The kit's main job: both students learn together on the embedded synthetic
+# street scenes; the run directory is what notebooks 2-4 load.
+train: $(STAMP)
+	$(PY) -m collab_lib.train --run-dir runs/make-train $(TRAIN_ARGS)
+
+# The whole suite: library tests, the course notebooks through nbval (CI mode
+# when CI is set), the papermill test, and the browser tests when Chromium is there.
+test: $(STAMP)
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -m "not slow and not browser" -p no:cacheprovider $(PYTEST_ARGS)
+
+test-browser: $(STAMP)
+	$(PY) -m pytest tests/browser -m browser -p no:cacheprovider $(PYTEST_ARGS)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_losses.py
+	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_data.py
+
+clean-venv:
+	rm -rf $(VENV)
