@@ -1,0 +1,208 @@
+"""Every setting of a training run, in one plain dataclass.
+
+The defaults train both students on the embedded synthetic "streets" scenes on
+a CPU in a few minutes. The command line (`python -m collab_lib.train --help`)
+is generated from the fields below: `--image-size 128 256`, `--no-augment`,
+`--crop-size none`, `--config runs/x/config.json` (load a saved config; flags
+given after it override it).
+"""
+import argparse
+import dataclasses
+import json
+import types
+import difflib
+import typing
+from dataclasses import dataclass, field
+
+from .models import STUDENTS
+
+METHODS = ("independent", "dml", "kdcl", "collab")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PROGRESS = ("auto", "bar", "log", "none")
+
+
+def _opt(default, help, choices=None):
+    """A dataclass field with its --help text (and allowed values) attached."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class TrainConfig:
+    # ---- data ---------------------------------------------------------------------------
+    dataset: str = _opt("streets", "streets (embedded, synthetic), cityscapes, camvid, voc or folder")
+    data_root: str | None = _opt(None, "dataset folder (not needed for streets)")
+    image_size: tuple[int, int] = _opt((128, 256), "(H, W): size of the generated scenes (streets) / evaluation size of real data")
+    crop_size: tuple[int, int] | None = _opt((128, 128), "(H, W) random training crop; none = whole image")
+    train_samples: int | None = _opt(200, "streets: number of training scenes (none = the dataset's default)")
+    val_samples: int | None = _opt(100, "streets: number of validation scenes")
+    test_samples: int | None = _opt(250, "streets: number of test scenes (read only for the final numbers)")
+    endless: bool = _opt(False, "streets: a fresh scene for every item instead of a fixed, finite set")
+    data_seed: int = _opt(0, "seed of the scenes and of their augmentation (the same for every method)")
+    augment: bool = _opt(True, "training augmentation (scale, crop, flip, colour jitter)")
+    # ---- students -----------------------------------------------------------------------
+    cnn: str = _opt("deeplabv3plus_resnet18", "CNN student", tuple(n for n in STUDENTS if "deeplab" in n))
+    vit: str = _opt("segformer_b0", "ViT student", tuple(n for n in STUDENTS if "segformer" in n))
+    pretrained: bool = _opt(False, "ImageNet weights from timm (needs network or a cache)")
+    cnn_weights: str | None = _opt(None, "local timm state_dict file for the CNN backbone")
+    vit_weights: str | None = _opt(None, "local timm state_dict file for the ViT backbone")
+    # ---- method (collab_lib.losses.CollaborativeLoss) -----------------------------------
+    method: str = _opt("collab", "what the students learn from each other", METHODS)
+    w_hfd: float = _opt(0.1, "weight of heterogeneous feature distillation (low layers)")
+    w_region: float = _opt(0.1, "weight of region-wise selective distillation (decoder features)")
+    w_pixel: float = _opt(1.0, "weight of pixel-wise selective distillation (logits)")
+    use_hfd: bool = _opt(True, "collab: use HFD")
+    use_region: bool = _opt(True, "collab: use region-wise BSD")
+    use_pixel: bool = _opt(True, "collab: use pixel-wise BSD")
+    region_size: int = _opt(8, "region side in stride-4 feature cells (8 = 32 input pixels)")
+    temperature: float = _opt(1.0, "softmax temperature of the logit distillation")
+    require_correct: bool = _opt(True, "pixel-wise BSD: a teacher pixel must also be correct")
+    warmup: float = _opt(0.2, "fraction of the steps over which distillation ramps in linearly")
+    # ---- optimisation (see collab_lib/optim.py) ------------------------------------------
+    steps: int = _opt(300, "optimizer steps (both students step together)")
+    batch_size: int = _opt(8, "images per step per process")
+    lr_cnn: float = _opt(0.01, "CNN: SGD base learning rate")
+    lr_vit: float = _opt(6e-4, "ViT and loss modules: AdamW base lr (SegFormer's ImageNet recipe uses 6e-5; from scratch 10x)")
+    weight_decay_cnn: float = _opt(1e-4, "CNN: SGD weight decay")
+    weight_decay_vit: float = _opt(0.01, "ViT and loss modules: AdamW (decoupled) weight decay")
+    momentum: float = _opt(0.9, "CNN: SGD momentum")
+    lr_warmup: float = _opt(0.05, "ViT: fraction of the steps of linear lr warm-up")
+    poly_power: float = _opt(0.9, "poly decay power, both students")
+    # ---- evaluation and logging ---------------------------------------------------------
+    eval_interval: int = _opt(100, "evaluate both students every this many steps (and at the end)")
+    eval_split: str = _opt("val", "split used during training and to pick best.pt")
+    test_split: str | None = _opt("test", "split evaluated once at the end (none = skip)")
+    log_interval: int = _opt(10, "read and log the losses every this many steps")
+    progress: str = _opt("auto", "tqdm bar on a terminal or in Jupyter, else plain log lines", PROGRESS)
+    # ---- hardware -----------------------------------------------------------------------
+    device: str = _opt("auto", "auto = CUDA when available, else CPU", DEVICES)
+    precision: str = _opt("auto", "auto = bf16 autocast on GPUs that have it, else fp32", PRECISIONS)
+    compile: bool = _opt(False, "torch.compile both students (slow first steps; rarely pays on CPU)")
+    channels_last: bool = _opt(True, "channels-last memory format for images and students")
+    workers: int = _opt(2, "DataLoader worker processes (0 = load in the training process)")
+    # ---- run ----------------------------------------------------------------------------
+    seed: int = _opt(0, "seed of the students' initialisation, dropout and data order")
+    run_dir: str | None = _opt(None, "where the run is written (none = runs/<dataset>-<method>-seed<seed>)")
+    resume: bool = _opt(False, "continue from run_dir/last.pt when it exists (else start afresh)")
+    overwrite: bool = _opt(False, "start afresh even if run_dir already holds a checkpoint")
+    checkpoint_interval: int = _opt(100, "write last.pt every this many steps (and on SIGINT/SIGTERM)")
+    stop_at_step: int | None = _opt(None, "stop after this step with a checkpoint, as if interrupted (tests, time-limited jobs)")
+
+    def __post_init__(self):
+        # JSON and argparse give lists; the config keeps tuples so that it compares and hashes plainly.
+        for name in ("image_size", "crop_size"):
+            value = getattr(self, name)
+            if value is not None:
+                if len(value) != 2:
+                    raise ValueError(f"{name} must be two integers (H, W), got {value!r}")
+                setattr(self, name, (int(value[0]), int(value[1])))
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise ValueError(f"{f.name}={getattr(self, f.name)!r} is not valid; choose from: {', '.join(choices)}")
+        for name in ("steps", "batch_size", "eval_interval", "log_interval", "checkpoint_interval"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Build from a dict (e.g. config.json's "config"); unknown keys are an error naming the valid ones."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; valid keys: {', '.join(sorted(names))}")
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path) -> "TrainConfig":
+        """Read a config JSON file: either a plain dict of fields or a run's config.json."""
+        with open(path) as f:
+            values = json.load(f)
+        return cls.from_dict(values.get("config", values))
+
+
+# Settings that may change when a run is resumed: they do not change the maths of a step.
+RUNTIME_FIELDS = {"resume", "overwrite", "device", "workers", "progress", "log_interval", "eval_interval",
+                  "checkpoint_interval", "stop_at_step", "compile", "run_dir", "data_root"}
+
+
+# ---- command line -------------------------------------------------------------------------
+
+def _field_type(hint):
+    """typing hint -> (base type, nargs, optional): str | None -> (str, None, True); tuple[int, int] -> (int, 2, False)."""
+    optional = False
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        optional = type(None) in args
+        hint = next(a for a in args if a is not type(None))
+        args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple:
+        return args[0], len(args), optional
+    return hint, None, optional
+
+
+def _converter(base, optional):
+    def convert(text):
+        if optional and text.lower() == "none":
+            return None
+        try:
+            return base(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {base.__name__}{' or none' if optional else ''}, got {text!r}")
+    convert.__name__ = base.__name__  # argparse names the type in its errors
+    return convert
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """An argparse parser with one flag per TrainConfig field (underscores become dashes)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m collab_lib.train",
+        usage="%(prog)s [--config FILE] [--FIELD VALUE ...]   (all flags: --help)",
+        description="Train a CNN and a ViT student together (Zhu et al., ICCV 2023).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,  # a typo must not silently pick another flag
+    )
+    parser.add_argument("--config", help="JSON file with settings (e.g. a run's config.json); flags override it")
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        base, nargs, optional = _field_type(hints[f.name])
+        kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=f.metadata["help"])
+        if base is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+            continue
+        if nargs:
+            kwargs["nargs"] = nargs
+            kwargs["metavar"] = ("H", "W") if f.name.endswith("size") else None
+            if optional:  # `--crop-size none` is one word, `--crop-size 128 128` two
+                kwargs["nargs"] = "+"
+        parser.add_argument(flag, type=_converter(base, optional), choices=f.metadata.get("choices"), **kwargs)
+    return parser
+
+
+def parse_args(argv=None) -> TrainConfig:
+    """Command line -> TrainConfig. Bad flags and values exit with argparse's message listing the valid choices."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        flags = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+        hints = [f"{u} (did you mean {' or '.join(difflib.get_close_matches(u.split('=')[0], flags, 2))}?)"
+                 if u.startswith("--") and difflib.get_close_matches(u.split("=")[0], flags, 2) else u for u in unknown]
+        parser.error(f"unknown arguments: {', '.join(hints)}. Valid flags: {' '.join(flags)}")
+    args = vars(args)
+    base = TrainConfig.load(args.pop("config")).to_dict() if args.get("config") else {}
+    args.pop("config", None)
+    for name, value in args.items():  # optional tuples arrive as [None] or [H, W]
+        if isinstance(value, list) and value == [None]:
+            args[name] = None
+        elif isinstance(value, list) and (len(value) != 2 or None in value):
+            parser.error(f"--{name.replace('_', '-')} takes two integers H W or none, got {value}")
+    try:
+        return TrainConfig.from_dict({**base, **args})
+    except ValueError as error:
+        parser.error(str(error))
