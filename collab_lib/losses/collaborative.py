@@ -1,0 +1,138 @@
+"""The whole objective of method.md, for every method the kit compares.
+
+    L = CE_c + CE_v + r(t) * distill
+    independent: distill = 0 (and L is exactly CE_c + CE_v)
+    dml:         distill = w_dml * L_dml
+    kdcl:        distill = w_kdcl * L_kdcl
+    collab:      distill = w_hfd * L_hfd + w_region * L_region + w_pixel * L_pixel
+                 (each term switchable for ablations: use_hfd, use_region, use_pixel)
+
+r(t) = min(1, progress / warmup) ramps distillation in linearly over the first
+`warmup` fraction of training (warmup = 0: r = 1 from the start): students that
+know nothing have nothing reliable to teach. CE is the cross-entropy of the
+bilinearly upsampled logits against the labels, float32, mean over valid
+pixels (0, not NaN, for a batch with no valid pixel).
+"""
+import torch
+from torch import nn
+
+from ._common import check_logits_pair, float32_zone, masked_mean, pixel_ce, upsample_logits
+from .dml import DMLLoss
+from .hfd import HFDLoss
+from .kdcl import KDCLLoss
+from .pixel_bsd import PixelBSDLoss
+from .region_bsd import RegionBSDLoss
+
+METHODS = ("independent", "dml", "kdcl", "collab")
+
+
+def segmentation_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
+    """Mean CE over valid pixels of bilinearly upsampled logits, float32 (0-dim)."""
+    with float32_zone(logits):
+        ce, valid = pixel_ce(upsample_logits(logits, target.shape[-2:]), target, ignore_index)
+        return masked_mean(ce, valid)
+
+
+def _check_student(name: str, student, kind: str) -> None:
+    actual = getattr(student, "kind", None)
+    if actual != kind:
+        raise ValueError(f"{name}: expected a {kind.upper()} student (kind {kind!r}), got kind {actual!r} ({type(student).__name__})")
+
+
+class CollaborativeLoss(nn.Module):
+    """The training objective for two students, as an nn.Module owning the projectors.
+
+    CollaborativeLoss(cnn, vit, method="collab", ...): `cnn` and `vit` are the
+    student modules (only their .kind, .low_channels and .embed_channels are read;
+    they are not registered here, so `.parameters()` is just the loss's own
+    projectors and connectors, for the trainer's optimiser).
+
+    forward(out_cnn, out_vit, target (B, H, W) int, progress=1.0) -> (total, terms)
+      out_cnn, out_vit: StudentOutput (low, embed, logits at stride 4, kind)
+      progress: Python float in [0, 1], the fraction of training done (for the ramp)
+      total: 0-dim float32, differentiable
+      terms: flat dict of detached 0-dim tensors, raw (unweighted) values:
+        always "loss", "ce_cnn", "ce_vit", "ramp", "distill" (weighted sum before the ramp);
+        dml: "dml"; kdcl: "kdcl";
+        collab: "hfd", "hfd_cnn_learns", "hfd_vit_learns" / "region",
+        "region_frac_cnn_teaches", "region_frac_vit_teaches" / "pixel",
+        "pixel_frac_cnn_teaches", "pixel_frac_vit_teaches" (for the terms switched on).
+    `self.last_info` keeps the last step's diagnostic maps: {"hfd"|"region"|"pixel"|"dml"|"kdcl": info}.
+    """
+
+    def __init__(
+        self, cnn, vit, method: str = "collab",
+        w_hfd: float = 0.1, w_region: float = 0.1, w_pixel: float = 1.0,
+        use_hfd: bool = True, use_region: bool = True, use_pixel: bool = True,
+        region_size: int = 8, temperature: float = 1.0, require_correct: bool = True,
+        warmup: float = 0.2, ignore_index: int = 255, w_dml: float = 1.0, w_kdcl: float = 1.0,
+    ):
+        super().__init__()
+        _check_student("cnn", cnn, "cnn")
+        _check_student("vit", vit, "vit")
+        if method not in METHODS:
+            raise ValueError(f"method: {method!r} is not one of {', '.join(METHODS)}")
+        if not 0 <= warmup <= 1:
+            raise ValueError(f"warmup: expected a fraction of training in [0, 1], got {warmup!r}")
+        self.method, self.warmup, self.ignore_index = method, float(warmup), ignore_index
+        self.weights = {}
+        # Build only what the method needs, so every parameter here is used every step.
+        if method == "dml":
+            self.dml = DMLLoss(temperature, ignore_index)
+            self.weights["dml"] = w_dml
+        elif method == "kdcl":
+            self.kdcl = KDCLLoss(temperature, ignore_index)
+            self.weights["kdcl"] = w_kdcl
+        elif method == "collab":
+            if use_hfd:
+                self.hfd = HFDLoss(cnn.low_channels, vit.low_channels)
+                self.weights["hfd"] = w_hfd
+            if use_region:
+                self.region = RegionBSDLoss(cnn.embed_channels, vit.embed_channels, region_size, ignore_index)
+                self.weights["region"] = w_region
+            if use_pixel:
+                self.pixel = PixelBSDLoss(temperature, require_correct, ignore_index)
+                self.weights["pixel"] = w_pixel
+        self.last_info = {}
+
+    def ramp(self, progress: float) -> float:
+        """r(t): 0 -> 1 linearly over the first `warmup` of training, then 1."""
+        if self.warmup <= 0:
+            return 1.0
+        return min(1.0, max(0.0, float(progress)) / self.warmup)
+
+    def forward(self, out_cnn, out_vit, target, progress: float = 1.0):
+        _check_student("out_cnn", out_cnn, "cnn")
+        _check_student("out_vit", out_vit, "vit")
+        check_logits_pair(out_cnn.logits, out_vit.logits, target)
+        ce_cnn = segmentation_ce(out_cnn.logits, target, self.ignore_index)
+        ce_vit = segmentation_ce(out_vit.logits, target, self.ignore_index)
+        terms = {"ce_cnn": ce_cnn.detach(), "ce_vit": ce_vit.detach()}
+        infos, raw = {}, {}
+
+        if "hfd" in self.weights:
+            raw["hfd"], infos["hfd"] = self.hfd(out_cnn.low, out_vit.low)
+            terms["hfd_cnn_learns"], terms["hfd_vit_learns"] = infos["hfd"]["cnn_learns"], infos["hfd"]["vit_learns"]
+        if "region" in self.weights:
+            raw["region"], infos["region"] = self.region(out_cnn.embed, out_vit.embed, out_cnn.logits, out_vit.logits, target)
+        if "pixel" in self.weights:
+            raw["pixel"], infos["pixel"] = self.pixel(out_cnn.logits, out_vit.logits, target)
+        if "dml" in self.weights:
+            raw["dml"], infos["dml"] = self.dml(out_cnn.logits, out_vit.logits, target)
+        if "kdcl" in self.weights:
+            raw["kdcl"], infos["kdcl"] = self.kdcl(out_cnn.logits, out_vit.logits, target)
+        for name in ("region", "pixel"):
+            if name in infos:
+                terms[f"{name}_frac_cnn_teaches"] = infos[name]["frac_cnn_teaches"]
+                terms[f"{name}_frac_vit_teaches"] = infos[name]["frac_vit_teaches"]
+
+        r = self.ramp(progress)
+        total = ce_cnn + ce_vit
+        distill = torch.zeros_like(total)
+        if raw:  # a config branch (which terms exist), not a data-dependent one
+            distill = sum(self.weights[name] * value for name, value in raw.items())
+            total = total + r * distill  # r = 0 keeps the terms in the graph (zero gradient, DDP-safe)
+        terms.update({name: value.detach() for name, value in raw.items()})
+        terms.update(loss=total.detach(), ramp=total.new_tensor(r).detach(), distill=distill.detach())
+        self.last_info = infos
+        return total, terms
