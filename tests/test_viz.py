@@ -1,0 +1,261 @@
+"""Behaviour of the course's plotting functions (collab_lib.viz).
+
+Figures are rendered with Agg and checked for what a reader relies on: the
+colour at a known place means what the legend says, legends name the right
+classes, ignore pixels are not painted, shapes and ranges are right.
+"""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.colors import to_rgb  # noqa: E402
+
+from collab_lib.viz import bars, features, maps, scenes  # noqa: E402
+
+CLASS_NAMES = ["road", "sidewalk", "car", "pole"]
+PALETTE = np.array([[128, 64, 128], [244, 35, 232], [0, 0, 142], [153, 153, 153]], np.uint8)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def rendered(fig):
+    """RGB float array (h, w, 3) of the drawn figure."""
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(np.float64) / 255.0
+
+
+def color_at(fig, ax, x, y):
+    """Rendered colour at data coordinates (x, y) of `ax`."""
+    picture = rendered(fig)
+    px, py = ax.transData.transform((x, y))
+    height = picture.shape[0]
+    return picture[int(round(height - py)), int(round(px))]
+
+
+def closer_to(color, a, b):
+    return np.linalg.norm(color - np.array(to_rgb(a))) < np.linalg.norm(color - np.array(to_rgb(b)))
+
+
+def legend_texts(fig):
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    return [text.get_text() for legend in legends for text in legend.get_texts()]
+
+
+# ---- scenes ----------------------------------------------------------------------------------
+
+def test_label_to_rgba_paints_classes_and_leaves_ignore_transparent():
+    label = np.array([[0, 1], [255, 3]])
+    rgba = scenes.label_to_rgba(label, PALETTE, alpha=0.5)
+    assert rgba.shape == (2, 2, 4)
+    np.testing.assert_allclose(rgba[0, 0, :3], PALETTE[0] / 255.0)
+    np.testing.assert_allclose(rgba[1, 1, :3], PALETTE[3] / 255.0)
+    assert rgba[1, 0, 3] == 0.0  # ignore: fully transparent
+    assert rgba[0, 1, 3] == 0.5
+
+
+def test_scene_legend_names_exactly_the_present_classes():
+    image = np.full((32, 64, 3), 128, np.uint8)
+    label = np.zeros((32, 64), np.int64)
+    label[:, 32:] = 2
+    label[:4] = 255
+    fig = scenes.plot_scene(image, torch.from_numpy(label), CLASS_NAMES, PALETTE)
+    assert sorted(legend_texts(fig)) == ["car", "road"]
+
+
+def test_scene_overlay_shows_image_through_ignore_pixels():
+    image = np.zeros((32, 32, 3), np.uint8)  # black
+    label = np.full((32, 32), 255)
+    label[:, 16:] = 1  # sidewalk, magenta
+    fig = scenes.plot_segmentation(image, {"gt": label}, CLASS_NAMES, PALETTE, alpha=1.0)
+    ax = fig.axes[1]
+    np.testing.assert_allclose(color_at(fig, ax, 5, 16), [0, 0, 0], atol=0.05)
+    np.testing.assert_allclose(color_at(fig, ax, 26, 16), PALETTE[1] / 255.0, atol=0.05)
+
+
+def test_scene_grid_has_a_row_per_scene():
+    images = [np.zeros((32, 64, 3), np.uint8)] * 3
+    labels = [np.full((32, 64), k) for k in range(3)]
+    fig = scenes.plot_scene_grid(images, labels, CLASS_NAMES, PALETTE)
+    assert len(fig.axes) == 6
+    assert sorted(legend_texts(fig)) == ["car", "road", "sidewalk"]
+
+
+# ---- features --------------------------------------------------------------------------------
+
+def test_pca_rgb_separates_two_feature_clusters():
+    rng = np.random.default_rng(0)
+    feats = rng.normal(scale=0.01, size=(16, 8, 8))
+    feats[0, :, 4:] += 5.0  # right half differs along channel 0
+    rgb = features.pca_rgb(feats)
+    assert rgb.shape == (8, 8, 3)
+    assert rgb.min() >= 0.0 and rgb.max() <= 1.0
+    left, right = rgb[:, :4, 0].mean(), rgb[:, 4:, 0].mean()
+    assert abs(left - right) > 0.9  # first component tells the halves apart
+
+
+def test_pca_rgb_of_constant_features_is_grey_not_nan():
+    rgb = features.pca_rgb(np.ones((4, 5, 6)))
+    assert np.isfinite(rgb).all()
+
+
+def test_explained_variance_sums_to_at_most_one():
+    share = features.explained_variance(np.random.default_rng(1).normal(size=(10, 6, 6)))
+    assert share.shape == (3,) and 0 < share.sum() <= 1 + 1e-9 and np.all(np.diff(share) <= 1e-12)
+
+
+def test_plot_feature_pca_panels_and_titles():
+    fig = features.plot_feature_pca(np.zeros((32, 64, 3), np.uint8),
+                                    {"CNN low": torch.randn(64, 8, 16), "ViT low": torch.randn(32, 8, 16)})
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "image" and "64 ch" in titles[1] and "32 ch" in titles[2]
+
+
+# ---- region maps -----------------------------------------------------------------------------
+
+def test_direction_map_colours_match_the_direction():
+    image = np.full((64, 96, 3), 255, np.uint8)  # white, so the fill colour shows plainly
+    direction = np.array([[1, -1, 0], [0, 1, -1]])
+    fig = maps.plot_direction_map(image, direction, region_pixels=32)
+    ax = fig.axes[0]
+    cnn_cell = color_at(fig, ax, 16, 16)
+    vit_cell = color_at(fig, ax, 48, 16)
+    assert closer_to(cnn_cell, maps.CNN_COLOR, maps.VIT_COLOR)
+    assert closer_to(vit_cell, maps.VIT_COLOR, maps.CNN_COLOR)
+    assert closer_to(color_at(fig, ax, 48 + 32, 48), maps.VIT_COLOR, maps.CNN_COLOR)
+    # a no-transfer region is not filled: hatching is thin, most of it stays the image's white
+    none_patch = [p for p in ax.patches if not p.get_fill()]
+    assert len(none_patch) == 2 and all(p.get_hatch() for p in none_patch)
+    texts = legend_texts(fig)
+    assert any("CNN teaches" in t and "(2)" in t for t in texts)
+    assert any("ViT teaches" in t and "(2)" in t for t in texts)
+    assert any("no transfer" in t and "(2)" in t for t in texts)
+
+
+def test_direction_map_rejects_values_outside_minus_one_zero_one():
+    with pytest.raises(ValueError, match="direction"):
+        maps.plot_direction_map(np.zeros((32, 32, 3), np.uint8), np.array([[2]]))
+
+
+def test_direction_map_clips_partial_regions_at_the_border():
+    image = np.zeros((40, 40, 3), np.uint8)
+    fig = maps.plot_direction_map(image, np.ones((2, 2), int), region_pixels=32)
+    widths = sorted(p.get_width() for p in fig.axes[0].patches)
+    assert widths == [8, 8, 32, 32]
+
+
+def test_region_ce_leaves_regions_without_valid_pixels_unpainted():
+    image = np.zeros((32, 64, 3), np.uint8)
+    ce_cnn = np.array([[0.5, np.nan]])
+    ce_vit = np.array([[1.0, np.nan]])
+    fig = maps.plot_region_ce(image, ce_cnn, ce_vit, region_pixels=32)
+    ax = fig.axes[0]
+    np.testing.assert_allclose(color_at(fig, ax, 48, 16), [0, 0, 0], atol=0.05)  # NaN: the black image
+    assert color_at(fig, ax, 16, 16).sum() > 0.2  # painted
+    # difference panel: CNN lower CE -> orange side of the diverging scale
+    assert closer_to(color_at(fig, fig.axes[2], 16, 16), maps.CNN_COLOR, maps.VIT_COLOR)
+
+
+def test_region_bsd_composite_has_four_panels_and_the_direction_legend():
+    image = np.zeros((32, 64, 3), np.uint8)
+    fig = maps.plot_region_bsd(image, np.zeros((32, 64), int), np.array([[0.2, 0.9]]), np.array([[0.4, 0.3]]),
+                               np.array([[1, -1]]), CLASS_NAMES, PALETTE, region_pixels=32)
+    assert len([ax for ax in fig.axes if ax.get_title()]) == 4
+    assert any("CNN teaches" in t for t in legend_texts(fig))
+
+
+# ---- pixel maps ------------------------------------------------------------------------------
+
+def pixel_masks():
+    cnn = np.zeros((8, 8), bool)
+    vit = np.zeros((8, 8), bool)
+    cnn[:, :2] = True
+    vit[:, 2:4] = True
+    both_right = np.zeros((8, 8), bool)
+    both_right[:, :3] = True
+    both_wrong = np.zeros((8, 8), bool)
+    both_wrong[:, 6:] = True
+    valid = np.ones((8, 8), bool)
+    valid[:, 7] = False
+    return cnn, vit, both_right, both_wrong, valid
+
+
+def test_reliability_categories():
+    teaching, correctness = maps.reliability_categories(*pixel_masks())
+    assert teaching[0, 0] == 1 and teaching[0, 2] == 2 and teaching[0, 5] == 0 and teaching[0, 7] == -1
+    assert correctness[0, 0] == 0 and correctness[0, 4] == 1 and correctness[0, 6] == 2 and correctness[0, 7] == -1
+
+
+def test_pixel_reliability_colours_and_ignore():
+    image = np.zeros((8, 8, 3), np.uint8)
+    fig = maps.plot_pixel_reliability(image, *pixel_masks(), alpha=1.0)
+    left, right = fig.axes[:2]
+    assert closer_to(color_at(fig, left, 0.5, 4), maps.CNN_COLOR, maps.VIT_COLOR)
+    assert closer_to(color_at(fig, left, 2.5, 4), maps.VIT_COLOR, maps.CNN_COLOR)
+    np.testing.assert_allclose(color_at(fig, left, 7, 4), [0, 0, 0], atol=0.05)  # ignore: image shows
+    np.testing.assert_allclose(color_at(fig, right, 6, 4), to_rgb(maps.BOTH_WRONG_COLOR), atol=0.05)
+    texts = legend_texts(fig)
+    # shares are of the 56 valid pixels: CNN teaches 16/56 = 29%
+    assert "CNN teaches 29%" in texts and "both wrong 14%" in texts
+
+
+def test_kl_map_masks_pixels_not_transferred():
+    image = np.zeros((8, 8, 3), np.uint8)
+    kl = np.ones((8, 8))
+    mask = np.zeros((8, 8), bool)
+    mask[:, :4] = True
+    fig = maps.plot_kl_map(image, kl, transfer_mask=mask)
+    right = fig.axes[1]
+    np.testing.assert_allclose(color_at(fig, right, 6, 4), [0, 0, 0], atol=0.05)
+    assert color_at(fig, right, 1, 4).sum() > 0.5
+    assert "mean 1.000" in right.get_title()
+
+
+# ---- bars ------------------------------------------------------------------------------------
+
+def test_per_class_iou_bars_heights_labels_and_missing_classes():
+    iou = {"CNN (R18)": [0.9, 0.5, None, 0.2], "ViT (B0)": [0.8, 0.6, 0.4, 0.1]}
+    fig = bars.plot_per_class_iou(iou, CLASS_NAMES)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == CLASS_NAMES
+    heights = [p.get_height() for p in ax.patches]
+    assert heights[:4] == [0.9, 0.5, 0.0, 0.2] and heights[4:] == [0.8, 0.6, 0.4, 0.1]
+    assert closer_to(np.array(to_rgb(ax.patches[0].get_facecolor())), maps.CNN_COLOR, maps.VIT_COLOR)
+    assert any(t.get_text() == "n/a" for t in ax.texts)
+    assert any("mean 0.533" in t for t in legend_texts(fig))
+
+
+def test_per_class_iou_class_filter():
+    fig = bars.plot_per_class_iou({"CNN": [0.9, 0.5, 0.3, 0.2]}, CLASS_NAMES, classes=["pole", "road"])
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["pole", "road"]
+    assert [p.get_height() for p in fig.axes[0].patches] == [0.2, 0.9]
+    with pytest.raises(ValueError, match="unknown class"):
+        bars.plot_per_class_iou({"CNN": [0.9] * 4}, CLASS_NAMES, classes=["tree"])
+
+
+def test_iou_gap_colours_by_winner():
+    fig = bars.plot_iou_gap([0.9, 0.5, None, 0.2], [0.8, 0.6, 0.4, 0.2], CLASS_NAMES)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["road", "sidewalk", "pole"]
+    colors = [np.array(to_rgb(p.get_facecolor())) for p in ax.patches]
+    assert closer_to(colors[0], maps.CNN_COLOR, maps.VIT_COLOR)
+    assert closer_to(colors[1], maps.VIT_COLOR, maps.CNN_COLOR)
+
+
+def test_teaching_by_class_stacks_to_one():
+    fig = bars.plot_teaching_by_class([0.5, 0.1, np.nan, 0.0], [0.2, 0.6, np.nan, 1.0], CLASS_NAMES)
+    ax = fig.axes[0]
+    per_class = np.zeros(4)
+    for patch in ax.patches:
+        per_class[int(round(patch.get_x() + patch.get_width() / 2))] += patch.get_height()
+    np.testing.assert_allclose(per_class, [1, 1, 0, 1])
+    assert any(t.get_text() == "not seen" for t in ax.texts)
+    with pytest.raises(ValueError):
+        bars.plot_teaching_by_class([0.8], [0.5], ["x"])
