@@ -1,0 +1,26 @@
+"""Finding files on disk, with errors that say what layout was expected."""
+
+import os
+
+from .io import DatasetError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def require_folder(path, dataset, layout, source):
+    """Raise DatasetError naming the expected layout and where the data comes from, unless `path` is a folder."""
+    if path is None or not os.path.isdir(path):
+        raise DatasetError(f"{dataset}: folder {path} not found. Expected layout:\n{layout}\n"
+                           f"Official data: {source}")
+    return os.fspath(path)
+
+
+def list_images(folder):
+    """Sorted paths of the image files directly in `folder` (any extension in IMAGE_EXTENSIONS)."""
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith("."))
+    return [os.path.join(folder, n) for n in names]
+
+
+def stem(path):
+    """File name without folder and extension."""
+    return os.path.splitext(os.path.basename(path))[0]
