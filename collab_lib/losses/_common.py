@@ -144,7 +144,7 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of `values` over `mask`; exactly 0 (still in the graph) when the mask is empty.
 
     torch.where (not values * mask) so that a non-finite value outside the mask
-    cannot leak a NaN in; the count is clamped to 1 on the device, no .item().
+    cannot leak a NaN in; the count is clamped to 1 on the device (never read on the host).
     """
     total = torch.where(mask, values, torch.zeros_like(values)).sum()
     return total / mask.sum().clamp_min(1).to(values.dtype)
