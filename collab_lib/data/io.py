@@ -19,7 +19,7 @@ def read_image(path):
     """RGB image file -> uint8 numpy (H, W, 3). Grey or RGBA files are converted to RGB."""
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+            return np.array(im.convert("RGB"), dtype=np.uint8)  # a writable copy: torch warns on read-only arrays
     except FileNotFoundError:
         raise DatasetError(f"{path}: image file not found") from None
     except Exception as err:  # PIL raises several types for corrupt files
@@ -35,12 +35,12 @@ def read_label(path):
     try:
         with Image.open(path) as im:
             if im.mode in ("P", "L"):
-                return np.asarray(im, dtype=np.uint8)  # P: the palette indices themselves
+                return np.array(im, dtype=np.uint8)  # P: the palette indices themselves
             if im.mode in ("I", "I;16", "I;16B", "I;16L"):
                 return np.asarray(im).astype(np.int32)
             if im.mode == "1":
-                return np.asarray(im, dtype=np.uint8)
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+                return np.array(im, dtype=np.uint8)
+            return np.array(im.convert("RGB"), dtype=np.uint8)
     except FileNotFoundError:
         raise DatasetError(f"{path}: label file not found") from None
     except Exception as err:
