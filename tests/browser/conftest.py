@@ -239,6 +239,12 @@ def lab_server(tmp_path_factory, request) -> LabServer:
     copied = {}
     shutil.copy2(FIXTURES / "widget_fixture.ipynb", root / "notebooks" / "widget_fixture.ipynb")
     copied["fixture"] = "notebooks/widget_fixture.ipynb"
+    # The same notebook asking for another kernel: the harness must select ours.
+    other = json.loads((FIXTURES / "widget_fixture.ipynb").read_text())
+    other["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                       "language": "python"}
+    (root / "notebooks" / "other_kernelspec.ipynb").write_text(json.dumps(other, indent=1))
+    copied["fixture-other-kernel"] = "notebooks/other_kernelspec.ipynb"
     for key, source in _course_notebooks().items():
         if source.exists():
             shutil.copy2(source, root / "notebooks" / source.name)

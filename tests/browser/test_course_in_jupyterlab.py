@@ -13,6 +13,7 @@ Needs Debian's Chromium at /usr/bin/chromium (`apt-get install chromium`).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
 from pathlib import Path
@@ -39,6 +40,17 @@ UNRENDERED_WIDGET = re.compile(r"^\s*(VBox|HBox|Box|Output|IntSlider|FloatSlider
 
 pytestmark = [pytest.mark.browser]
 
+# One skip line for the whole suite when the browser is missing (the fixtures check again).
+_CHROMIUM = Path(os.environ.get("COLLAB_CHROMIUM", "/usr/bin/chromium"))
+if not (_CHROMIUM.is_file() and os.access(_CHROMIUM, os.X_OK)):
+    pytest.skip(f"browser tests need Chromium at {_CHROMIUM}: install it with `apt-get install chromium`",
+                allow_module_level=True)
+try:
+    import playwright.sync_api  # noqa: F401
+except ImportError:
+    pytest.skip("browser tests need the Python package playwright: `make setup` installs it "
+                "(Chromium itself comes from `apt-get install chromium`)", allow_module_level=True)
+
 
 # --------------------------------------------------------------------------- helpers
 
@@ -54,7 +66,7 @@ def _kernel_name_label(panel) -> str:
     return panel.locator(".jp-Toolbar-kernelName").first.inner_text().strip()
 
 
-def _ensure_kernel(page, panel) -> None:
+def _ensure_kernel(page, panel) -> str:
     """Use the kit's kernel: if the notebook asked for another one, select it in the UI."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -66,7 +78,9 @@ def _ensure_kernel(page, panel) -> None:
         if dialog.count():
             break  # "Select Kernel" asked by JupyterLab itself (unknown kernelspec)
         time.sleep(0.5)
+    note = f"kernel {KERNEL_DISPLAY_NAME!r} as the notebook asks"
     if _kernel_name_label(panel) != KERNEL_DISPLAY_NAME:
+        note = f"kernel switched from {_kernel_name_label(panel)!r} to {KERNEL_DISPLAY_NAME!r} in the dialog"
         if page.locator(".jp-Dialog").count() == 0:
             panel.locator(".jp-Toolbar-kernelName").first.click()
         dialog = page.locator(".jp-Dialog").first
@@ -81,6 +95,7 @@ def _ensure_kernel(page, panel) -> None:
             return label && label.textContent.trim() === name;
         }""", arg=[KERNEL_DISPLAY_NAME], timeout=60_000)
     _wait_kernel_idle(page, timeout_s=180)
+    return note
 
 
 def _wait_kernel_idle(page, timeout_s: float) -> None:
@@ -259,7 +274,7 @@ def _exercise_notebook(server, session, key: str, *, expect_widgets: bool = True
     started = time.monotonic()
     try:
         panel = _open_notebook(server, session, relpath, workspace=f"test-{key}")
-        _ensure_kernel(page, panel)
+        kernel_note = _ensure_kernel(page, panel)
         _run_all_cells(page)
         # Run All first marks every cell `[*]:`; give it a moment before polling.
         page.wait_for_timeout(1000)
@@ -300,7 +315,7 @@ def _exercise_notebook(server, session, key: str, *, expect_widgets: bool = True
             boxes.nth(box_count - 1).scroll_into_view_if_needed()
         page.screenshot(path=str(OUTPUT_DIR / f"{stem}.png"))
         assert not session.blocked, f"requests to other addresses than the test server: {session.blocked}"
-        print(f"\n{relpath}: ran all cells in {run_s:.1f} s; {box_count} panels; "
+        print(f"\n{relpath}: {kernel_note}; ran all cells in {run_s:.1f} s; {box_count} panels; "
               f"total {time.monotonic() - started:.1f} s")
         print("\n".join(log))
     except BaseException:
@@ -319,6 +334,12 @@ def _exercise_notebook(server, session, key: str, *, expect_widgets: bool = True
 def test_fixture_notebook_widgets_redraw(lab_server, browser_page):
     """The harness on its own, on a tiny notebook with every control kind the course uses."""
     _exercise_notebook(lab_server, browser_page, "fixture")
+
+
+@pytest.mark.timeout(600)
+def test_other_kernelspec_gets_the_kit_kernel(lab_server, browser_page):
+    """A notebook saved with another kernel (here `python3`) is switched to `collab-kit` in the UI."""
+    _exercise_notebook(lab_server, browser_page, "fixture-other-kernel")
 
 
 @pytest.mark.timeout(600)
