@@ -212,6 +212,23 @@ def _stop_server(server: LabServer) -> None:
             pass
 
 
+def _die_with_parent() -> None:
+    """In the server process before exec: own session, and SIGTERM when pytest dies.
+
+    The finalizer stops the server in the normal case; this covers a pytest
+    that is killed outright (its kernels then exit with their parent, as
+    ipykernel watches its parent process).
+    """
+    os.setsid()
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _course_notebooks() -> dict:
     return {
         "region": NOTEBOOKS / "03_region_bsd.ipynb",
@@ -295,7 +312,9 @@ def lab_server(tmp_path_factory, request) -> LabServer:
             command.append("--allow-root")  # CI containers run as root
         log = open(log_path, "ab")
         process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+                                   stdin=subprocess.DEVNULL,
+                                   preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                                   start_new_session=not sys.platform.startswith("linux"))
         log.close()
         server = LabServer(base_url=f"http://127.0.0.1:{port}", token=token, root_dir=root,
                            runtime_dir=dirs["runtime"], log_path=log_path, process=process,
@@ -339,10 +358,17 @@ class BrowserSession:
 
 
 @pytest.fixture
-def browser_page(playwright_instance, lab_server, tmp_path) -> BrowserSession:
+def browser_page(lab_server, playwright_instance, tmp_path) -> BrowserSession:
     """A fresh Chromium profile per test, loopback-only, closed afterwards."""
     profile = tmp_path / "chromium-profile"
     profile.mkdir()
+    # Crash reports, caches and dconf would otherwise land in the user's home.
+    browser_env = dict(os.environ)
+    for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        (tmp_path / name.lower()).mkdir()
+        browser_env[name] = str(tmp_path / name.lower())
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        browser_env.pop(name, None)
     context = playwright_instance.chromium.launch_persistent_context(
         str(profile),
         executable_path=str(CHROMIUM),
@@ -352,6 +378,7 @@ def browser_page(playwright_instance, lab_server, tmp_path) -> BrowserSession:
         service_workers="block",
         accept_downloads=False,
         timeout=120_000,
+        env=browser_env,
     )
     blocked: list = []
     allowed = urllib.parse.urlsplit(lab_server.base_url).netloc

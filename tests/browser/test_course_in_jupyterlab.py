@@ -330,19 +330,19 @@ def _exercise_notebook(server, session, key: str, *, expect_widgets: bool = True
 
 # --------------------------------------------------------------------------- tests
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(600, method="signal")  # signal: finalizers still stop everything
 def test_fixture_notebook_widgets_redraw(lab_server, browser_page):
     """The harness on its own, on a tiny notebook with every control kind the course uses."""
     _exercise_notebook(lab_server, browser_page, "fixture")
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(600, method="signal")  # signal: finalizers still stop everything
 def test_other_kernelspec_gets_the_kit_kernel(lab_server, browser_page):
     """A notebook saved with another kernel (here `python3`) is switched to `collab-kit` in the UI."""
     _exercise_notebook(lab_server, browser_page, "fixture-other-kernel")
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(600, method="signal")  # signal: finalizers still stop everything
 @pytest.mark.parametrize("key, filename", [("region", "03_region_bsd.ipynb"), ("pixel", "04_pixel_bsd.ipynb")],
                          ids=["region_bsd", "pixel_bsd"])
 def test_course_notebook_in_jupyterlab(lab_server, browser_page, key, filename):
