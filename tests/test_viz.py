@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 
-from collab_lib.viz import bars, features, maps, scenes  # noqa: E402
+from collab_lib.viz import bars, curves, features, maps, scenes  # noqa: E402
 
 CLASS_NAMES = ["road", "sidewalk", "car", "pole"]
 PALETTE = np.array([[128, 64, 128], [244, 35, 232], [0, 0, 142], [153, 153, 153]], np.uint8)
@@ -259,3 +259,64 @@ def test_teaching_by_class_stacks_to_one():
     assert any(t.get_text() == "not seen" for t in ax.texts)
     with pytest.raises(ValueError):
         bars.plot_teaching_by_class([0.8], [0.5], ["x"])
+
+
+# ---- curves ----------------------------------------------------------------------------------
+
+HISTORY = [
+    {"kind": "train", "step": 10, "ce_cnn": 2.0, "ce_vit": 2.2, "pixel": 0.5, "ramp": 0.5,
+     "region_frac_cnn_teaches": 0.6, "region_frac_vit_teaches": 0.3, "lr_cnn": 0.01},
+    {"kind": "train", "step": 20, "ce_cnn": 1.0, "ce_vit": 1.5, "pixel": 0.4, "ramp": 1.0,
+     "region_frac_cnn_teaches": 0.5, "region_frac_vit_teaches": 0.4, "lr_cnn": 0.005},
+    {"kind": "eval", "step": 20, "split": "val", "cnn_miou": 0.3, "vit_miou": 0.25},
+    {"kind": "eval", "step": 10, "split": "val", "cnn_miou": 0.1, "vit_miou": 0.12},
+    {"kind": "eval", "step": 20, "split": "test", "cnn_miou": 0.9, "vit_miou": 0.9},
+]
+
+
+def line(ax, label):
+    return next(l for l in ax.get_lines() if l.get_label().startswith(label))
+
+
+def test_miou_curves_use_only_the_split_in_step_order():
+    fig = curves.plot_miou_curves(HISTORY, split="val")
+    ax = fig.axes[0]
+    np.testing.assert_allclose(line(ax, "CNN").get_xdata(), [10, 20])
+    np.testing.assert_allclose(line(ax, "CNN").get_ydata(), [0.1, 0.3])
+    np.testing.assert_allclose(line(ax, "ViT").get_ydata(), [0.12, 0.25])
+    assert line(ax, "CNN").get_color().lower() == maps.CNN_COLOR.lower()
+
+
+def test_loss_terms_draw_logged_terms_only_and_skip_bookkeeping():
+    fig = curves.plot_loss_terms(HISTORY)
+    labels = [l.get_label() for l in fig.axes[0].get_lines()]
+    assert labels == ["ce_cnn", "ce_vit", "pixel"]
+    assert fig.axes[0].get_yscale() == "log"
+
+
+def test_teaching_fractions_and_run_without_bsd():
+    fig = curves.plot_teaching_fractions(HISTORY)
+    labels = [l.get_label() for l in fig.axes[0].get_lines()]
+    assert labels == ["regions: CNN teaches", "regions: ViT teaches"]
+    fig = curves.plot_teaching_fractions([r for r in HISTORY if "region_frac_cnn_teaches" not in r])
+    assert not fig.axes[0].get_lines() and "no selective distillation" in fig.axes[0].texts[0].get_text()
+
+
+def test_training_overview_cuts_at_until():
+    fig = curves.plot_training_overview(HISTORY, until=10)
+    np.testing.assert_allclose(line(fig.axes[0], "CNN").get_xdata(), [10])
+    np.testing.assert_allclose(line(fig.axes[1], "ce_cnn").get_xdata(), [10])
+
+
+def test_pixel_bsd_composite_paints_kl_only_where_knowledge_moves():
+    image = np.zeros((8, 8, 3), np.uint8)
+    cnn, vit, both_right, both_wrong, valid = pixel_masks()
+    kl = np.full((8, 8), 0.5)
+    fig = maps.plot_pixel_bsd(image, cnn, vit, both_right, both_wrong, kl, valid, temperature=2.0, vmax=1.0)
+    kl_ax = fig.axes[2]
+    np.testing.assert_allclose(color_at(fig, kl_ax, 6, 4), [0, 0, 0], atol=0.05)  # no transfer: not painted
+    assert color_at(fig, kl_ax, 1, 4).sum() > 0.3
+    assert "x T^2 = 2.000" in kl_ax.get_title()  # mean 0.5 nats times T^2 = 4
+    # a fixed vmax: a smaller KL is drawn darker
+    darker = maps.plot_pixel_bsd(image, cnn, vit, both_right, both_wrong, kl / 5, valid, vmax=1.0)
+    assert color_at(darker, darker.axes[2], 1, 4).sum() < color_at(fig, kl_ax, 1, 4).sum()

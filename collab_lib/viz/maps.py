@@ -258,3 +258,49 @@ def plot_kl_map(image, kl_map, transfer_mask=None, valid=None, vmax=None, title=
     if title:
         fig.suptitle(title)
     return fig
+
+
+def plot_pixel_bsd(image, cnn_teaches, vit_teaches, both_right, both_wrong, kl_map, valid=None,
+                   temperature: float = 1.0, vmax=None, alpha: float = 0.8, title=None) -> plt.Figure:
+    """Pixel-wise BSD on one figure: who teaches | who is right | the KL it transfers.
+
+    Masks bool (H, W); kl_map float (H, W), nats at `temperature`, 0 where
+    nothing moves. The KL panel paints only transferring pixels, on a fixed
+    scale [0, vmax] (pass the same vmax to compare temperatures; default: the
+    99th percentile of these values); its title gives the mean transferred KL
+    and the loss's T^2-scaled value.
+    """
+    image = to_numpy(image)
+    teaching, correctness = reliability_categories(cnn_teaches, vit_teaches, both_right, both_wrong, valid)
+    kl_map = to_numpy(kl_map).astype(np.float64)
+    moving = teaching > 0
+    shown = kl_map[moving]
+    if vmax is None:
+        vmax = float(np.percentile(shown, 99)) if shown.size else 1.0
+    vmax = vmax if vmax > 0 else 1.0
+    total = max(int((teaching >= 0).sum()), 1)
+    aspect = image.shape[1] / image.shape[0]
+    fig, axes = plt.subplots(1, 3, figsize=(3 * min(2.8 * aspect, 5.5) + 1.0, 3.3), layout="constrained")
+    for ax, categories, colors, names, heading in (
+        (axes[0], teaching, TEACHING_COLORS, TEACHING_NAMES, "who teaches"),
+        (axes[1], correctness, CORRECTNESS_COLORS, CORRECTNESS_NAMES, "who is right"),
+    ):
+        ax.imshow(image)
+        ax.imshow(_category_rgba(categories, colors, alpha), interpolation="nearest")
+        ax.set_title(heading)
+        handles = [Patch(facecolor=colors[v], edgecolor="black", linewidth=0.5,
+                         label=f"{names[v]} {(categories == v).sum() / total:.0%}") for v in colors]
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=3,
+                  frameon=False, fontsize="x-small")
+    axes[2].imshow(image)
+    mappable = axes[2].imshow(np.ma.masked_where(~moving, kl_map), cmap="viridis", vmin=0.0, vmax=vmax,
+                              interpolation="nearest")
+    mean = float(shown.mean()) if shown.size else 0.0
+    axes[2].set_title(f"transferred KL at T={temperature:g}\nmean {mean:.3f} nats, x T^2 = {mean * temperature ** 2:.3f}",
+                      fontsize="small")
+    fig.colorbar(mappable, ax=axes[2], shrink=0.8, label="KL (nats)")
+    for ax in axes:
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    return fig

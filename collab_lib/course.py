@@ -1,0 +1,271 @@
+"""Small helpers the course notebooks need that are not plotting.
+
+- `smoke_mode()`: the CI convention (`CI` in the environment -> tiny, fast runs).
+- `course_config(smoke, **changes)`: the training the notebooks use: in smoke
+  mode a tiny one (seconds on a CPU), otherwise what `make train` runs.
+- `load_or_train(run_dir, config)`: "load the checkpoint if it exists,
+  otherwise train" (as in the UvA deep-learning notebooks): use a finished run
+  that matches, else train one with the library's `train()` and say how long it took.
+- `load_students(run_dir)`: the two students (and the loss module with its
+  projectors) as they were at a checkpoint, in eval mode on the CPU.
+- `read_history`, `read_metrics`, `list_checkpoints`: the run directory's files.
+- `first_items`, `forward_pair`: a fixed batch and both students' outputs on it.
+- `teaching_by_class`: which student teaches how much of each class.
+- `seconds_per_image`: a student's forward time.
+"""
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from .config import RUNTIME_FIELDS, TrainConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RUNS = REPO_ROOT / "runs"
+MAKE_TRAIN_RUN = RUNS / "make-train"  # what `make train` writes
+COURSE_RUNS = RUNS / "course"  # where the notebooks train when they must
+
+# The fields that decide what a trained run's pictures mean. A run that differs only in
+# others (steps, batch, learning rates, ...) is still good enough for the notebooks to load.
+MATCH_FIELDS = ("dataset", "image_size", "cnn", "vit", "method", "use_hfd", "use_region", "use_pixel", "region_size")
+
+
+def smoke_mode() -> bool:
+    """True when the `CI` environment variable is set: notebooks then run tiny versions of everything."""
+    return "CI" in os.environ
+
+
+def course_config(smoke: bool, **changes) -> TrainConfig:
+    """The training behind notebooks 02-04 (and 01's independent run, with method="independent").
+
+    smoke: 64x128 scenes, 32 training scenes, 40 steps of batch 4, a MobileNetV2
+    CNN, no workers: about 20-30 s on 2 CPU cores. Otherwise: TrainConfig's
+    defaults, i.e. exactly what `make train` runs (R18 DeepLabV3+ and MiT-B0).
+    The run directory defaults to runs/course/<a hash of the settings>.
+    """
+    if smoke:
+        base = dict(image_size=(64, 128), crop_size=None, train_samples=32, val_samples=16, test_samples=16,
+                    cnn="deeplabv3plus_mobilenetv2", steps=40, batch_size=4, eval_interval=20,
+                    log_interval=5, checkpoint_interval=20, workers=0, progress="none")
+    else:
+        base = {}
+    config = TrainConfig(**{**base, **changes})
+    if config.run_dir is None:
+        config = dataclasses.replace(config, run_dir=str(COURSE_RUNS / f"{config.method}-{config_hash(config)}"))
+    return config
+
+
+def config_hash(config: TrainConfig) -> str:
+    """8 hex digits that change whenever a setting that changes the maths changes."""
+    settings = {k: v for k, v in config.to_dict().items() if k not in RUNTIME_FIELDS}
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def finished(run_dir) -> bool:
+    """A run that reached its end: metrics.json and last.pt are there."""
+    run_dir = Path(run_dir)
+    return (run_dir / "metrics.json").is_file() and (run_dir / "last.pt").is_file()
+
+
+def run_config(run_dir) -> dict:
+    """The TrainConfig fields a run was trained with (config.json's "config")."""
+    info = json.loads((Path(run_dir) / "config.json").read_text())
+    return info.get("config", info)
+
+
+def mismatches(run_dir, config: TrainConfig, fields=MATCH_FIELDS) -> dict:
+    """{field: (run's value, wanted value)} for the `fields` where the run differs from `config`."""
+    trained = run_config(run_dir)
+    wanted = config.to_dict()
+    plain = lambda v: list(v) if isinstance(v, (tuple, list)) else v  # noqa: E731  JSON has lists, configs tuples
+    return {f: (trained.get(f), wanted[f]) for f in fields if plain(trained.get(f)) != plain(wanted[f])}
+
+
+def load_or_train(run_dir, config: TrainConfig, snapshot_steps=(), verbose: bool = True) -> Path:
+    """Return a finished run directory for `config`: load if one exists, otherwise train.
+
+    1. `run_dir` (e.g. runs/make-train) when it holds a finished run whose
+       MATCH_FIELDS equal `config`'s;
+    2. else `config.run_dir` (the notebook's own cache) when it holds a finished run;
+    3. else train `config` into `config.run_dir` with `collab_lib.train.train`,
+       printing how long it took. `snapshot_steps` (e.g. (10, 20)) keep a copy of
+       the checkpoint at those steps as step_<n>.pt, for pictures of how the
+       students change during training.
+    """
+    candidates = [Path(run_dir)] if run_dir is not None else []
+    for candidate in candidates:
+        if finished(candidate):
+            differ = mismatches(candidate, config)
+            if not differ:
+                _say(verbose, f"loading the finished run in {candidate}")
+                return candidate
+            _say(verbose, f"{candidate} holds a run with other settings ({_describe(differ)}): not using it")
+        else:
+            _say(verbose, f"no finished run in {candidate}")
+    cache = Path(config.run_dir)
+    if finished(cache) and not mismatches(cache, config, fields=[f for f in config.to_dict() if f not in RUNTIME_FIELDS]):
+        _say(verbose, f"loading the notebook's own earlier run in {cache}")
+        return cache
+    _say(verbose, f"training {config.cnn} + {config.vit} ({config.method}) for {config.steps} steps of batch "
+                  f"{config.batch_size} at {config.image_size[0]}x{config.image_size[1]} into {cache} ...")
+    start = time.perf_counter()
+    train_with_snapshots(config, snapshot_steps)
+    _say(verbose, f"trained in {time.perf_counter() - start:.1f} s")
+    return cache
+
+
+def train_with_snapshots(config: TrainConfig, snapshot_steps=()) -> Path:
+    """Train `config` from scratch into config.run_dir, copying last.pt to step_<n>.pt at each snapshot step.
+
+    Uses the trainer's own stop/resume (stop_at_step, resume=True), so the run
+    is the same one `train(config)` would produce, cut into pieces.
+    """
+    from .train import train  # the trainer pulls in the data pipeline: import it only when training
+
+    run_dir = Path(config.run_dir)
+    steps = sorted(s for s in set(snapshot_steps) if 0 < s < config.steps)
+    for old in run_dir.glob("step_*.pt"):
+        old.unlink()
+    resume = False
+    for stop in steps + [None]:
+        train(dataclasses.replace(config, stop_at_step=stop, resume=resume, overwrite=not resume))
+        if stop is not None:
+            shutil.copyfile(run_dir / "last.pt", snapshot_path(run_dir, stop))
+        resume = True
+    return run_dir
+
+
+def snapshot_path(run_dir, step: int) -> Path:
+    return Path(run_dir) / f"step_{step:06d}.pt"
+
+
+def list_checkpoints(run_dir) -> dict:
+    """{label: path or None} in training order: "step 0 (untrained)" -> None, each step_<n>.pt, then last.pt."""
+    run_dir = Path(run_dir)
+    found = {"step 0 (untrained)": None}
+    for path in sorted(run_dir.glob("step_*.pt")):
+        found[f"step {int(path.stem.split('_')[1])}"] = path
+    if (run_dir / "last.pt").is_file():
+        step = read_metrics(run_dir).get("steps") if (run_dir / "metrics.json").is_file() else None
+        found[f"step {step} (last)" if step is not None else "last"] = run_dir / "last.pt"
+    return found
+
+
+def load_students(run_dir, checkpoint="last.pt", device="cpu"):
+    """(cnn, vit, loss_fn, config) from a run: students rebuilt from its config, weights from `checkpoint`.
+
+    `checkpoint`: a file name in run_dir, a path, or None for the untrained
+    students (initialised with the run's seed, as training started). All three
+    modules are returned in eval mode; loss_fn is the run's CollaborativeLoss
+    (HFD projectors, region connectors).
+    """
+    from .checkpoint import load_checkpoint
+    from .losses import CollaborativeLoss
+    from .models import build_student
+
+    run_dir = Path(run_dir)
+    config = TrainConfig.from_dict(run_config(run_dir))
+    num_classes = len(read_metrics(run_dir)["class_names"]) if (run_dir / "metrics.json").is_file() else None
+    state = None
+    if checkpoint is not None:
+        path = Path(checkpoint) if Path(checkpoint).is_absolute() or Path(checkpoint).exists() else run_dir / checkpoint
+        state = load_checkpoint(path, map_location=device)
+    if num_classes is None:
+        num_classes = state["cnn"]["classifier.weight"].shape[0] if state else None
+    torch.manual_seed(config.seed)  # the untrained students are the ones training started from
+    cnn = build_student(config.cnn, num_classes)
+    vit = build_student(config.vit, num_classes)
+    loss_fn = CollaborativeLoss(
+        cnn, vit, method=config.method, w_hfd=config.w_hfd, w_region=config.w_region, w_pixel=config.w_pixel,
+        use_hfd=config.use_hfd, use_region=config.use_region, use_pixel=config.use_pixel,
+        region_size=config.region_size, temperature=config.temperature, require_correct=config.require_correct,
+        warmup=config.warmup,
+    )
+    if state is not None:
+        cnn.load_state_dict(state["cnn"])
+        vit.load_state_dict(state["vit"])
+        loss_fn.load_state_dict(state["loss"])
+    for module in (cnn, vit, loss_fn):
+        module.to(device).eval()
+    return cnn, vit, loss_fn, config
+
+
+def eval_dataset(config: TrainConfig, split: str = "val"):
+    """The run's `split` as the trainer evaluates it (no augmentation, full image_size)."""
+    from .train import make_dataset
+
+    return make_dataset(config, split, train=False)
+
+
+def first_items(dataset, count: int):
+    """The first `count` items stacked: images float32 (N, 3, H, W), labels int64 (N, H, W)."""
+    items = [dataset[i] for i in range(min(count, len(dataset)))]
+    return torch.stack([image for image, _ in items]), torch.stack([label for _, label in items])
+
+
+@torch.no_grad()
+def forward_pair(cnn, vit, images):
+    """Both students' StudentOutputs for a batch, without gradients (modules as they are: call .eval() first)."""
+    return cnn(images), vit(images)
+
+
+def read_history(run_dir) -> list:
+    """history.jsonl as a list of dicts, in file order."""
+    path = Path(run_dir) / "history.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_metrics(run_dir) -> dict:
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def iou_list(split_metrics: dict, class_names) -> list:
+    """metrics.json's {"iou": {class: IoU | None}} of one student -> a list in class order."""
+    return [split_metrics["iou"].get(name) for name in class_names]
+
+
+@torch.no_grad()
+def teaching_by_class(teacher_map, target, num_classes: int, ignore_index: int = 255):
+    """Share of each class's valid pixels taught by each student.
+
+    teacher_map: int (B, H, W) at label resolution, 1 = CNN teaches, -1 = ViT
+    teaches, 0 = none (for region-wise BSD paint the region directions onto the
+    pixels with `collab_lib.losses.regions_to_pixels`; for pixel-wise BSD use
+    cnn_teaches - vit_teaches). target: int (B, H, W).
+    Returns (cnn_share, vit_share), float tensors (num_classes,) in [0, 1],
+    NaN for a class with no valid pixel.
+    """
+    valid = target != ignore_index
+    classes = target[valid].long()
+    teacher = teacher_map[valid]
+    total = torch.bincount(classes, minlength=num_classes).double()
+    cnn = torch.bincount(classes[teacher == 1], minlength=num_classes).double()
+    vit = torch.bincount(classes[teacher == -1], minlength=num_classes).double()
+    nan = torch.full_like(total, float("nan"))
+    return torch.where(total > 0, cnn / total.clamp(min=1), nan), torch.where(total > 0, vit / total.clamp(min=1), nan)
+
+
+@torch.no_grad()
+def seconds_per_image(model, image_size=(128, 256), batch_size: int = 2, repeats: int = 3) -> float:
+    """Mean forward time of `model` (eval mode, CPU threads as set) per image, after one warm-up pass."""
+    model.eval()
+    images = torch.randn(batch_size, 3, *image_size)
+    model(images)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        model(images)
+    return (time.perf_counter() - start) / (repeats * batch_size)
+
+
+def _describe(differ: dict) -> str:
+    return ", ".join(f"{k}: {old!r} vs wanted {new!r}" for k, (old, new) in differ.items())
+
+
+def _say(verbose: bool, message: str) -> None:
+    if verbose:
+        print(message, flush=True)
