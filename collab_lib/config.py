@@ -14,6 +14,7 @@ import difflib
 import typing
 from dataclasses import dataclass, field
 
+from .data import DATASET_NAMES
 from .models import STUDENTS
 
 METHODS = ("independent", "dml", "kdcl", "collab")
@@ -30,7 +31,7 @@ def _opt(default, help, choices=None):
 @dataclass
 class TrainConfig:
     # ---- data ---------------------------------------------------------------------------
-    dataset: str = _opt("streets", "streets (embedded, synthetic), cityscapes, camvid, voc or folder")
+    dataset: str = _opt("streets", "streets is embedded (synthetic); the others read data_root", DATASET_NAMES)
     data_root: str | None = _opt(None, "dataset folder (not needed for streets)")
     image_size: tuple[int, int] = _opt((128, 256), "(H, W): size of the generated scenes (streets) / evaluation size of real data")
     crop_size: tuple[int, int] | None = _opt((128, 128), "(H, W) random training crop; none = whole image")
@@ -78,7 +79,7 @@ class TrainConfig:
     device: str = _opt("auto", "auto = CUDA when available, else CPU", DEVICES)
     precision: str = _opt("auto", "auto = bf16 autocast on GPUs that have it, else fp32", PRECISIONS)
     compile: bool = _opt(False, "torch.compile both students (slow first steps; rarely pays on CPU)")
-    channels_last: bool = _opt(True, "channels-last memory format for images and students")
+    channels_last: bool | None = _opt(None, "channels-last memory format (none = on CUDA only: on CPU it measured slower)")
     workers: int = _opt(2, "DataLoader worker processes (0 = load in the training process)")
     # ---- run ----------------------------------------------------------------------------
     seed: int = _opt(0, "seed of the students' initialisation, dropout and data order")

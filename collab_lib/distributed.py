@@ -86,6 +86,9 @@ def broadcast_object(obj, src: int = 0):
     return box[0]
 
 
+MAX_SHUFFLED = 10**7
+
+
 class ResumableSampler(DistributedSampler):
     """DistributedSampler that can start mid-epoch.
 
@@ -105,8 +108,12 @@ class ResumableSampler(DistributedSampler):
         self.start = start
 
     def __iter__(self):
-        indices = list(super().__iter__())[self.start:]
-        return iter(indices)
+        if len(self.dataset) > MAX_SHUFFLED:
+            # Endless data (a fresh scene per index, 10**9 of them): a permutation would need
+            # gigabytes and buys nothing, so walk the indices in order.
+            first = self.rank + self.start * self.num_replicas
+            return iter(range(first, self.num_samples * self.num_replicas, self.num_replicas))
+        return iter(list(super().__iter__())[self.start:])
 
     def __len__(self) -> int:
         return super().__len__() - self.start

@@ -1,0 +1,113 @@
+"""Fast checks of the training engine's parts: config + CLI, schedules, checkpoint files, device choice."""
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from collab_lib import checkpoint
+from collab_lib.config import TrainConfig, parse_args
+from collab_lib.optim import poly_lr
+from collab_lib.train import resolve_device, resolve_precision
+
+
+# ---- config and command line ----------------------------------------------------------------
+
+def test_cli_flags_come_from_the_dataclass():
+    config = parse_args(["--method", "dml", "--image-size", "64", "96", "--crop-size", "none", "--no-augment",
+                         "--steps", "7", "--lr-vit", "1e-4", "--test-split", "none", "--stop-at-step", "3"])
+    assert config.method == "dml" and config.steps == 7 and config.lr_vit == 1e-4
+    assert config.image_size == (64, 96) and config.crop_size is None and config.augment is False
+    assert config.test_split is None and config.stop_at_step == 3
+    assert parse_args([]) == TrainConfig()  # no flags: the dataclass defaults
+    assert parse_args(["--crop-size", "32", "64"]).crop_size == (32, 64)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--method", "distill"], "independent"),        # bad choice: the valid ones are listed
+    (["--precision", "fp8"], "bf16"),
+    (["--stepz", "3"], "did you mean --steps"),      # unknown flag: a suggestion and the valid flags
+    (["--steps", "many"], "expected int"),
+    (["--steps", "0"], "steps must be >= 1"),
+    (["--crop-size", "64"], "two integers"),
+    (["--cnn", "resnet18"], "deeplabv3plus_resnet18"),
+])
+def test_cli_errors_are_clear(argv, expected, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv)
+    assert exit_info.value.code == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_config_json_round_trip_and_override(tmp_path):
+    config = TrainConfig(method="kdcl", image_size=(64, 128), steps=11)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"config": config.to_dict()}))  # the shape of a run's config.json
+    assert TrainConfig.load(path) == config
+    assert parse_args(["--config", str(path), "--steps", "5"]) == TrainConfig(method="kdcl", image_size=(64, 128), steps=5)
+    with pytest.raises(ValueError, match="unknown config keys.*'stepz'"):
+        TrainConfig.from_dict({"stepz": 3})
+
+
+# ---- schedules ---------------------------------------------------------------------------------
+
+def test_poly_schedule_with_warmup():
+    assert poly_lr(0, 100, 0.01) == pytest.approx(0.01)
+    assert poly_lr(50, 100, 0.01, power=1.0) == pytest.approx(0.005)
+    assert poly_lr(100, 100, 0.01) == 0.0
+    # warm-up: linear up to the base lr over 10 steps, then the decay starts from it
+    assert [poly_lr(s, 110, 1.0, 1.0, 10) for s in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])
+    assert poly_lr(10, 110, 1.0, 1.0, 10) == pytest.approx(1.0)
+    assert poly_lr(60, 110, 1.0, 1.0, 10) == pytest.approx(0.5)
+
+
+# ---- checkpoint files ----------------------------------------------------------------------------
+
+def test_rng_state_round_trip_is_weights_only_safe(tmp_path):
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    path = tmp_path / "rng.pt"
+    checkpoint.save_checkpoint(path, {"rng": [checkpoint.get_rng_state()]})
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    random.seed(9), np.random.seed(9), torch.manual_seed(9)
+    checkpoint.set_rng_state(torch.load(path, weights_only=True)["rng"][0])
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
+    path = tmp_path / "metrics.json"
+    checkpoint.write_json(path, {"a": 1})
+
+    def crash(f):
+        f.write(b"half a fi")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        checkpoint.atomic_write_bytes(path, crash)
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left behind
+
+
+def test_unwrap_removes_compile_wrapper():
+    module = torch.nn.Linear(2, 2)
+    compiled = torch.compile(module)  # wrapping only; nothing is compiled until it is called
+    assert checkpoint.unwrap(compiled) is module
+    assert list(checkpoint.unwrap(compiled).state_dict()) == ["weight", "bias"]
+
+
+# ---- device and precision without a GPU ------------------------------------------------------------
+
+def test_no_cuda_api_is_touched_without_cuda(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a CUDA API was called although CUDA is not available")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", forbidden)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", forbidden)
+    device = resolve_device("auto")
+    assert device == torch.device("cpu")
+    assert resolve_precision("auto", device) == "fp32"
+    assert resolve_precision("bf16", device) == "bf16"
+    assert checkpoint.get_rng_state()["cuda"] == []
+    with pytest.raises(RuntimeError, match="device='cuda'"):
+        resolve_device("cuda")
