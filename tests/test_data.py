@@ -133,6 +133,7 @@ def test_sizes_must_be_multiples_of_32():
 def test_memory_cache_and_endless():
     ds = StreetsDataset(size=SMALL, num_samples=5)
     assert ds.load(2)[0] is ds.load(2)[0]  # rendered once, then reused
+    assert len(ds.prerender()._memory) == 5
     endless = StreetsDataset(size=SMALL, endless=True)
     assert len(endless) == 10**9
     image, label = endless[123_456_789]

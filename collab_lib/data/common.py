@@ -40,7 +40,12 @@ def label_problem(label, num_classes, ignore_index=IGNORE_INDEX):
     """
     if label.ndim != 2:
         return f"label must be one index per pixel (H, W), got shape {label.shape} (an RGB colour label?)"
-    values, counts = np.unique(label, return_counts=True)
+    if label.dtype == np.uint8:  # the usual case: a histogram is O(pixels), np.unique would sort
+        counts = np.bincount(label.ravel(), minlength=256)
+        values = np.flatnonzero(counts)
+        counts = counts[values]
+    else:
+        values, counts = np.unique(label, return_counts=True)
     bad = [int(v) for v in values if (v < 0 or v >= num_classes) and v != ignore_index]
     if bad:
         shown = ", ".join(str(v) for v in bad[:12]) + (" ..." if len(bad) > 12 else "")

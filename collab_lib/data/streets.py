@@ -64,7 +64,9 @@ class StreetsDataset(SegmentationDataset):
         crop_size, augment, scale_range, jitter, flip: see augment.py.
     Items: (image float32 (3, H, W) normalised, label int64 (H, W)).
     Finite splits keep each rendered scene in memory after its first use, so
-    epoch 2 onwards costs only augmentation (each DataLoader worker keeps its own copy).
+    epoch 2 onwards costs only augmentation. Each DataLoader worker keeps its
+    own copy: use persistent_workers=True, or call prerender() first so that
+    forked workers inherit the scenes.
     """
 
     class_names = CLASS_NAMES
@@ -115,6 +117,19 @@ class StreetsDataset(SegmentationDataset):
         if not self.endless:
             self._memory[index] = (image, label)
         return image, label
+
+    def prerender(self):
+        """Render (or read from cache_dir) every scene now, into memory; returns self.
+
+        Call it before building a DataLoader whose workers are not persistent:
+        forked workers then inherit the rendered scenes instead of rendering
+        them again every epoch (each worker's own cache dies with the worker).
+        """
+        if self.endless:
+            raise ValueError("streets: an endless split cannot be pre-rendered")
+        for index in range(len(self)):
+            self.load(index)
+        return self
 
     def fingerprint(self, count=4):
         """Short hash of the first `count` scenes: lets a run record exactly which data it saw."""
