@@ -5,6 +5,7 @@
 Prints images/s, the median of several repeats:
   - scene generation alone, one thread, at 128x256 and 512x1024;
   - PNG cache read-back at 512x1024 (what cache_dir gives a GPU run);
+  - augmentation alone on scenes already in memory, 128x256 and 512x1024;
   - DataLoader with training augmentation (random scale, crop, flip, jitter),
     num_workers 0 and 2, batch 16: fresh scenes (endless, render + augment)
     and the in-memory cache of a finite split (epoch 2+: augment only).
@@ -64,6 +65,17 @@ def cache_read(size, count, repeats):
         return median_rate(work, count, repeats, cpu=True)
 
 
+def augment_only(size, count, repeats):
+    """Training augmentation (scale, crop, flip, jitter, to tensors) of scenes already in memory."""
+    dataset = StreetsDataset(split="train", size=size, crop_size=size, num_samples=count).prerender()
+    epoch = iter(range(10**6))
+    def work():
+        dataset.set_epoch(next(epoch))
+        for index in range(count):
+            dataset[index]
+    return median_rate(work, count, repeats, cpu=True)
+
+
 def loader(size, workers, endless, batches, repeats, batch_size=16):
     dataset = StreetsDataset(split="train", size=size, crop_size=size, endless=endless,
                              num_samples=None if endless else batch_size * batches)
@@ -93,9 +105,11 @@ def main():
     print(f"median of {r} repeats; images/s wall-clock (and per CPU-second of this process)")
     rows = [("generation 128x256, 1 thread", generation((128, 256), 60, r)),
             ("generation 512x1024, 1 thread", generation((512, 1024), 6, max(3, r // 2))),
-            ("cache_dir PNG read-back 512x1024, 1 thread", cache_read((512, 1024), 6, max(3, r // 2)))]
+            ("cache_dir PNG read-back 512x1024, 1 thread", cache_read((512, 1024), 6, max(3, r // 2))),
+            ("augmentation only 128x256 (in memory), 1 thread", augment_only((128, 256), 32, r)),
+            ("augmentation only 512x1024 (in memory), 1 thread", augment_only((512, 1024), 6, max(3, r // 2)))]
     for name, (wall, cpu) in rows:
-        print(f"{name + ':':46s}{wall:8.1f}   (per CPU-second {cpu:8.1f})")
+        print(f"{name + ':':52s}{wall:8.1f}   (per CPU-second {cpu:8.1f})")
     for workers in (0, 2):
         fresh = loader((128, 256), workers, True, 6, r)
         cached = loader((128, 256), workers, False, 6, r)
