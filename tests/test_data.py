@@ -14,7 +14,7 @@ import torch
 from collab_lib.data import (DATASET_NAMES, IMAGENET_MEAN, IMAGENET_STD, TEXTURE_LICENCES, build_dataset,
                              check_dataset, denormalize)
 from collab_lib.data.augment import SegmentationTransform
-from collab_lib.data.street_scene import CLASS_NAMES, POLE, SIGN
+from collab_lib.data.street_classes import CLASS_NAMES, POLE, SIGN
 from collab_lib.data.streets import StreetsDataset, render_item
 from collab_lib.data.textures import _skimage_data_folder
 

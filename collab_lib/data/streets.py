@@ -20,7 +20,8 @@ import numpy as np
 
 from .base import SegmentationDataset
 from .io import DatasetError, read_image, read_label, write_png_atomically
-from .street_scene import CLASS_NAMES, PALETTE, draw_street, render_street
+from .street_classes import CLASS_NAMES, PALETTE
+from .street_scene import draw_street, render_street
 from .textures import TEXTURE_LICENCES  # noqa: F401  (re-exported for the README)
 
 SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
