@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from collab_lib.data import DatasetError, build_dataset, check_dataset
-from collab_lib.data.check import main as check_main
+from collab_lib.data.check import main as check_main  # the command-line entry point
 from collab_lib.data.voc import voc_palette
 
 H, W = 8, 12

@@ -13,7 +13,7 @@ Names: "streets" (procedural, synthetic, the default), "cityscapes", "camvid",
 from .augment import SegmentationTransform
 from .base import SegmentationDataset
 from .camvid import CamVidDataset
-from .check import check_dataset
+from .checking import check_dataset
 from .cityscapes import CityscapesDataset
 from .common import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, denormalize
 from .folder import FolderDataset
