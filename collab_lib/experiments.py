@@ -1,0 +1,203 @@
+"""Run a grid of configurations x seeds with the library's trainer, and summarise it.
+
+    python -m collab_lib.experiments --recipe cpu              # the whole CPU grid
+    python -m collab_lib.experiments --recipe cpu-mini         # one seed, the four methods
+    python -m collab_lib.experiments --recipe cpu --configurations independent collab --seeds 0
+
+Every run of a grid shares students, initialisation seed (per seed), data,
+augmentation, schedule and number of steps: only the loss differs (lessons.md:
+baselines reproduced under another recipe make gains look larger or vanish).
+A run whose directory already holds metrics.json is skipped, so an interrupted
+grid continues where it stopped; an unfinished run resumes from its last.pt.
+
+Model selection is on the val split; the reported numbers are the test split's,
+which is read once at the end of each run and never used to choose anything.
+"""
+import argparse
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+from .config import TrainConfig
+
+# Each configuration changes only the loss.
+CONFIGURATIONS = {
+    "independent": dict(method="independent"),
+    "dml": dict(method="dml"),
+    "kdcl": dict(method="kdcl"),
+    "collab": dict(method="collab"),
+    "collab_no_hfd": dict(method="collab", use_hfd=False),
+    "collab_no_region": dict(method="collab", use_region=False),
+    "collab_no_pixel": dict(method="collab", use_pixel=False),
+    "hfd_only": dict(method="collab", use_region=False, use_pixel=False),
+}
+METHODS_ONLY = ["independent", "dml", "kdcl", "collab"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A grid: the shared base settings, the configurations and the seeds."""
+
+    base: dict
+    configurations: tuple
+    seeds: tuple
+    about: str
+
+
+# The CPU recipe fits the whole grid (8 configurations x 3 seeds) in about two
+# hours on a 2-core machine: small scenes, few steps. See benchmarks/RESULTS.md.
+_CPU_BASE = dict(
+    dataset="streets", image_size=(64, 128), crop_size=None, train_samples=100, val_samples=100,
+    test_samples=250, steps=400, batch_size=8, eval_interval=100, log_interval=20,
+    checkpoint_interval=100, workers=0, progress="log",
+)
+RECIPES = {
+    "cpu": Recipe(_CPU_BASE, tuple(CONFIGURATIONS), (0, 1, 2),
+                  "whole grid on a 2-core CPU, 64x128 synthetic scenes, 400 steps"),
+    "cpu-mini": Recipe(_CPU_BASE, tuple(METHODS_ONLY), (0,),
+                       "the four methods, one seed: what a learner runs from notebook 06"),
+    "smoke": Recipe(dict(_CPU_BASE, image_size=(64, 64), train_samples=8, val_samples=4, test_samples=4, steps=3,
+                         batch_size=2, eval_interval=3, log_interval=1, checkpoint_interval=3),
+                    ("independent", "collab"), (0,), "seconds: for tests"),
+    "gpu": Recipe(dict(dataset="streets", image_size=(256, 512), crop_size=(256, 256), train_samples=200,
+                       val_samples=100, test_samples=250, steps=4000, batch_size=16, eval_interval=500,
+                       log_interval=50, checkpoint_interval=500, workers=8, progress="log"),
+                  tuple(CONFIGURATIONS), (0, 1, 2), "one GPU: 256x512 scenes, 4000 steps"),
+}
+
+
+def run_grid(recipe="cpu", out_dir=None, configurations=None, seeds=None, overrides=None, dry_run=False):
+    """Train every (configuration, seed) of a recipe that is not finished yet.
+
+    Returns the list of run directories (out_dir/<configuration>/seed<k>), finished or skipped.
+    """
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; valid: {', '.join(RECIPES)}")
+    plan = RECIPES[recipe]
+    configurations = list(configurations or plan.configurations)
+    unknown = [c for c in configurations if c not in CONFIGURATIONS]
+    if unknown:
+        raise ValueError(f"unknown configurations {unknown}; valid: {', '.join(CONFIGURATIONS)}")
+    seeds = list(plan.seeds if seeds is None else seeds)
+    out = Path(out_dir or f"results/{recipe}")
+    from .train import train  # imported here so that summarising needs no training stack
+
+    run_dirs = []
+    for seed in seeds:  # seed-major: an interrupted grid still has complete method comparisons for the first seeds
+        for name in configurations:
+            run_dir = out / name / f"seed{seed}"
+            run_dirs.append(run_dir)
+            if (run_dir / "metrics.json").exists():
+                print(f"[grid] skip {run_dir} (finished)")
+                continue
+            values = {**plan.base, **(overrides or {}), **CONFIGURATIONS[name], "seed": seed,
+                      "run_dir": str(run_dir), "resume": True}
+            config = TrainConfig.from_dict(values)
+            print(f"[grid] run  {run_dir}")
+            if not dry_run:
+                train(config)
+    return run_dirs
+
+
+def _read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def collect_results(root) -> "pandas.DataFrame":
+    """One row per finished run below `root` (a folder of run directories holding metrics.json).
+
+    Columns: configuration, seed, method, cnn, vit, steps, cnn_miou, vit_miou (the test split when
+    it was evaluated, else the final val numbers; column `split` says which), cnn_val_miou,
+    vit_val_miou (last step, val split), and per-class IoU as `cnn_iou/<class>`, `vit_iou/<class>`
+    (None for a class absent from labels and predictions).
+    """
+    import pandas as pd
+
+    rows = []
+    for metrics_path in sorted(Path(root).rglob("metrics.json")):
+        run_dir = metrics_path.parent
+        metrics = _read_json(metrics_path)
+        config = _read_json(run_dir / "config.json").get("config", {}) if (run_dir / "config.json").exists() else {}
+        configuration = run_dir.parent.name if run_dir.name.startswith("seed") else run_dir.name
+        row = dict(configuration=configuration, run_dir=str(run_dir), seed=config.get("seed"),
+                   method=config.get("method"), cnn=config.get("cnn"), vit=config.get("vit"), steps=config.get("steps"))
+        test = metrics.get("test") or {}
+        final = metrics.get("final_val") or {}
+        row["split"] = "test" if test else "val"
+        for student in ("cnn", "vit"):
+            chosen = test.get(student) or final.get(student) or {}
+            row[f"{student}_miou"] = chosen.get("miou")
+            row[f"{student}_val_miou"] = (final.get(student) or {}).get("miou")
+            for class_name, iou in (chosen.get("iou") or {}).items():
+                row[f"{student}_iou/{class_name}"] = iou
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarize(df) -> "pandas.DataFrame":
+    """Mean and standard deviation (over seeds) of each student's mIoU per configuration,
+    with the gain of each student over `independent` when that configuration is present."""
+    import pandas as pd
+
+    if df.empty:
+        return pd.DataFrame()
+    table = df.groupby("configuration").agg(
+        runs=("seed", "count"),
+        cnn_mean=("cnn_miou", "mean"), cnn_std=("cnn_miou", "std"),
+        vit_mean=("vit_miou", "mean"), vit_std=("vit_miou", "std"),
+    )
+    if "independent" in table.index:
+        table["cnn_gain"] = table["cnn_mean"] - table.loc["independent", "cnn_mean"]
+        table["vit_gain"] = table["vit_mean"] - table.loc["independent", "vit_mean"]
+    order = [c for c in CONFIGURATIONS if c in table.index] + [c for c in table.index if c not in CONFIGURATIONS]
+    return table.loc[order]
+
+
+def markdown_table(summary) -> str:
+    """The summary as a Markdown table (mean ± std, in mIoU points x100)."""
+    def cell(mean, std):
+        if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+            return "-"
+        return f"{100 * mean:.1f}" + ("" if std is None or math.isnan(std) else f" ± {100 * std:.1f}")
+
+    lines = ["| configuration | runs | CNN mIoU | ViT mIoU | CNN gain | ViT gain |", "|---|---|---|---|---|---|"]
+    for name, r in summary.iterrows():
+        gain = lambda v: "-" if v is None or math.isnan(v) else f"{100 * v:+.1f}"  # noqa: E731
+        lines.append(f"| {name} | {int(r['runs'])} | {cell(r['cnn_mean'], r['cnn_std'])} | {cell(r['vit_mean'], r['vit_std'])} | "
+                     f"{gain(r.get('cnn_gain', float('nan')))} | {gain(r.get('vit_gain', float('nan')))} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m collab_lib.experiments", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipe", default="cpu", choices=list(RECIPES))
+    parser.add_argument("--out", default=None, help="output folder (default results/<recipe>)")
+    parser.add_argument("--configurations", nargs="+", choices=list(CONFIGURATIONS))
+    parser.add_argument("--seeds", nargs="+", type=int)
+    parser.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
+                        help="override a TrainConfig field for every run, e.g. --set steps=800 device=cuda")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs, train nothing")
+    parser.add_argument("--summary-only", action="store_true", help="summarise what is there, train nothing")
+    args = parser.parse_args(argv)
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set takes FIELD=VALUE, got {item!r}")
+        overrides[key] = json.loads(value) if value[:1] in "[{0123456789-tfn" and value not in ("none",) else value
+        if value in ("true", "false"):
+            overrides[key] = value == "true"
+        if value == "none":
+            overrides[key] = None
+    out = Path(args.out or f"results/{args.recipe}")
+    if not args.summary_only:
+        run_grid(args.recipe, out, args.configurations, args.seeds, overrides, dry_run=args.dry_run)
+    summary = summarize(collect_results(out))
+    if not summary.empty:
+        print(markdown_table(summary))
+
+
+if __name__ == "__main__":
+    main()

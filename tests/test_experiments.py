@@ -1,0 +1,92 @@
+"""The grid runner: same recipe for every method, skip-if-finished, summaries."""
+import json
+import math
+
+import pytest
+
+import collab_lib.train
+from collab_lib import experiments
+from collab_lib.experiments import CONFIGURATIONS, RECIPES, collect_results, markdown_table, run_grid, summarize
+
+
+def test_every_configuration_shares_the_recipe_and_only_the_loss_differs(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(collab_lib.train, "train", lambda config: seen.append(config))
+    run_grid("cpu", tmp_path, seeds=[0, 1])
+    assert len(seen) == 2 * len(CONFIGURATIONS)
+    loss_fields = {"method", "use_hfd", "use_region", "use_pixel"}
+    for seed in (0, 1):
+        configs = [c.to_dict() for c in seen if c.seed == seed]
+        shared = [{k: v for k, v in c.items() if k not in loss_fields | {"run_dir"}} for c in configs]
+        assert all(s == shared[0] for s in shared)  # students, data, schedule, budget, seed: identical
+    methods = {(c.method, c.use_hfd, c.use_region, c.use_pixel) for c in seen}
+    assert ("collab", False, True, True) in methods and ("collab", True, False, False) in methods
+    assert all(c.resume for c in seen)  # an interrupted run continues from last.pt
+
+
+def test_finished_runs_are_skipped(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(collab_lib.train, "train", lambda config: seen.append(config.run_dir))
+    done = tmp_path / "dml" / "seed0"
+    done.mkdir(parents=True)
+    (done / "metrics.json").write_text("{}")
+    dirs = run_grid("cpu-mini", tmp_path)
+    assert str(done) not in seen and len(seen) == 3
+    assert done in dirs and len(dirs) == 4
+
+
+def test_bad_names_are_listed():
+    with pytest.raises(ValueError, match="valid: .*cpu"):
+        run_grid("laptop")
+    with pytest.raises(ValueError, match="collab_no_hfd"):
+        run_grid("smoke", configurations=["collab_without_anything"])
+
+
+def _fake_run(root, name, seed, cnn, vit, method="collab"):
+    run = root / name / f"seed{seed}"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"config": {"seed": seed, "method": method, "cnn": "c", "vit": "v", "steps": 5}}))
+    (run / "metrics.json").write_text(json.dumps({
+        "class_names": ["road", "pole"],
+        "final_val": {"cnn": {"miou": cnn - 0.01}, "vit": {"miou": vit - 0.01}},
+        "test": {"cnn": {"miou": cnn, "iou": {"road": cnn, "pole": None}}, "vit": {"miou": vit, "iou": {"road": vit, "pole": 0.1}}},
+    }))
+
+
+def test_summary_means_spreads_and_gains(tmp_path):
+    _fake_run(tmp_path, "independent", 0, 0.50, 0.40, "independent")
+    _fake_run(tmp_path, "independent", 1, 0.52, 0.42, "independent")
+    _fake_run(tmp_path, "collab", 0, 0.53, 0.45)
+    _fake_run(tmp_path, "collab", 1, 0.55, 0.47)
+    df = collect_results(tmp_path)
+    assert set(df["split"]) == {"test"} and len(df) == 4
+    assert df.loc[df.configuration == "collab", "vit_iou/pole"].tolist() == [0.1, 0.1]
+    summary = summarize(df)
+    assert list(summary.index) == ["independent", "collab"]
+    assert summary.loc["collab", "cnn_mean"] == pytest.approx(0.54)
+    assert summary.loc["collab", "cnn_std"] == pytest.approx(math.sqrt(2 * 0.01**2))  # sample std of 0.53, 0.55
+    assert summary.loc["collab", "vit_gain"] == pytest.approx(0.05)
+    table = markdown_table(summary)
+    assert "| collab | 2 | 54.0 ± 1.4 | 46.0 ± 1.4 | +3.0 | +5.0 |" in table
+
+
+@pytest.mark.slow
+def test_a_real_tiny_grid_writes_what_the_summary_reads(tmp_path):
+    dirs = run_grid("smoke", tmp_path, configurations=["collab"], overrides=dict(steps=2, eval_interval=2, checkpoint_interval=2))
+    df = collect_results(tmp_path)
+    assert len(df) == 1 and df.loc[0, "method"] == "collab" and df.loc[0, "split"] == "test"
+    assert 0.0 <= df.loc[0, "cnn_miou"] <= 1.0 and 0.0 <= df.loc[0, "vit_miou"] <= 1.0
+    assert "cnn_iou/pole" in df.columns
+    # Finished: a second call trains nothing (it would fail if it tried, since train is not patched to be quick).
+    before = (dirs[0] / "metrics.json").stat().st_mtime_ns
+    run_grid("smoke", tmp_path, configurations=["collab"])
+    assert (dirs[0] / "metrics.json").stat().st_mtime_ns == before
+
+
+def test_recipes_are_valid_configs():
+    from collab_lib.config import TrainConfig
+
+    for name, recipe in RECIPES.items():
+        for configuration in recipe.configurations:
+            TrainConfig.from_dict({**recipe.base, **CONFIGURATIONS[configuration], "run_dir": "x"})
+    assert experiments.RECIPES["cpu"].seeds == (0, 1, 2)
