@@ -113,34 +113,48 @@ def _run_all_cells(page) -> None:
 
 
 _CELL_STATE_JS = """() => {
-    const cells = [...document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-CodeCell')];
+    // index: position among all cells (markdown included), as in the error messages
+    const cells = [...document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell')];
     return cells.map((cell, index) => {
         const editor = cell.querySelector('.jp-InputArea-editor');
         const prompt = cell.querySelector('.jp-InputArea-prompt');
-        return {index, source: editor ? editor.textContent : '',
+        return {index, code: cell.classList.contains('jp-CodeCell'),
+                source: editor ? editor.textContent : '',
                 prompt: prompt ? prompt.textContent.trim() : ''};
-    });
+    }).filter(cell => cell.code);
 }"""
 
 
 def _wait_all_cells_executed(page, timeout_s: float) -> list:
-    """Every non-empty code cell shows `[n]:` and the kernel is idle, twice in a row."""
+    """Wait until no cell is queued or running (`[*]:`) and the kernel is idle, for 3 polls.
+
+    Then every non-empty code cell must show `[n]:`; Run All stops at the first
+    failing cell, so `[ ]:` cells left over mean the run broke: the error
+    outputs are reported.
+    """
     deadline = time.monotonic() + timeout_s
     stable = 0
     cells = []
     while time.monotonic() < deadline:
         cells = page.evaluate(_CELL_STATE_JS)
-        pending = [c for c in cells if c["source"].strip() and not re.fullmatch(r"\[\d+\]:", c["prompt"])]
+        busy = [c for c in cells if c["prompt"] == "[*]:"]
         status = page.evaluate("""() => {
             const ind = document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator');
             return ind ? ind.getAttribute('data-status') : null; }""")
-        stable = stable + 1 if (not pending and status == "idle") else 0
-        if stable >= 2:
-            return cells
+        stable = stable + 1 if (not busy and status == "idle") else 0
+        if stable >= 3:
+            break
         time.sleep(1.0)
-    pending = [(c["index"], c["prompt"]) for c in cells
-               if c["source"].strip() and not re.fullmatch(r"\[\d+\]:", c["prompt"])]
-    raise AssertionError(f"cells did not all finish within {timeout_s:.0f} s; not done (index, prompt): {pending}")
+    else:
+        busy = [(c["index"], c["prompt"]) for c in cells if c["prompt"] == "[*]:"]
+        raise AssertionError(f"Run All Cells did not finish within {timeout_s:.0f} s; "
+                             f"still queued or running (cell index, prompt): {busy}")
+    not_run = [c["index"] for c in cells if c["source"].strip() and not re.fullmatch(r"\[\d+\]:", c["prompt"])]
+    if not_run:
+        problems = _output_problems(page)
+        raise AssertionError(f"Run All Cells stopped early; code cells not executed (cell index): {not_run}\n"
+                             + ("\n".join(problems) if problems else "(no error output found)"))
+    return cells
 
 
 _OUTPUTS_JS = """() => {
