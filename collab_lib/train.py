@@ -397,6 +397,7 @@ def _train(config: TrainConfig, dist: distributed.DistInfo) -> Path:
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         info = run_info(config, device, precision, dist.world_size)
+        info["channels_last"] = channels_last
         info["resumed_from_step"] = step if checkpoint is not None else None
         info["parameters"] = {"cnn": count_parameters(cnn), "vit": count_parameters(vit), "loss": count_parameters(loss_fn)}
         write_json(run_dir / "config.json", info)

@@ -22,6 +22,15 @@ from collab_lib.train import train
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: on a small shared CPU, two threads per process measured 3x slower here."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny(run_dir, **overrides) -> TrainConfig:
     """6 training scenes in batches of 2 = 3 steps per epoch, so 4 steps cross an epoch boundary."""
     settings = dict(image_size=(64, 64), crop_size=(64, 64), train_samples=6, val_samples=2, test_samples=2,

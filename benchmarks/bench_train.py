@@ -1,0 +1,166 @@
+"""Throughput and peak memory of one training step (both students, one batch), and of the data loader.
+
+    python benchmarks/bench_train.py                                   # CPU: 128x128, batch 8
+    python benchmarks/bench_train.py --size 512 1024 --batch 8         # GPU: the Cityscapes recipe
+
+For each method (independent, collab) and, on CUDA, each setting (fp32 eager,
+bf16 eager, bf16 + torch.compile), a fresh subprocess builds the students, the
+loss and the optimizers exactly as `collab_lib.train` does, runs `--warmup`
+untimed steps and then `--steps` timed ones on one fixed batch of streets
+scenes, and reports the median step time (images/s = batch / median) and the
+peak memory: CUDA max_memory_allocated, or on CPU the process's peak resident
+set size (a fresh process per setting, so the numbers do not mix).
+Also measured: the training DataLoader's images/s (rendering + augmentation,
+`--workers` processes), to show whether the data pipeline can keep up.
+Printed as a table and, with --json, as JSON lines.
+"""
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def one_setting(args) -> dict:
+    """Runs in its own process: time `args.steps` training steps of one method/precision/compile setting."""
+    import torch
+
+    from collab_lib.config import TrainConfig
+    from collab_lib.data import build_dataset
+    from collab_lib.losses import CollaborativeLoss
+    from collab_lib.models import build_student
+    from collab_lib.optim import build_optimizers
+    from collab_lib.train import AMP_DTYPES, resolve_device, train_step
+
+    device = resolve_device(args.device)
+    config = TrainConfig(method=args.method, batch_size=args.batch, image_size=tuple(args.size))
+    torch.manual_seed(0)
+    dataset = build_dataset("streets", split="val", size=tuple(args.size), num_samples=args.batch)
+    images = torch.stack([dataset[i][0] for i in range(args.batch)])
+    labels = torch.stack([dataset[i][1] for i in range(args.batch)])
+    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format  # as the trainer
+    images = images.to(device).contiguous(memory_format=memory_format)
+    labels = labels.to(device)
+
+    cnn = build_student(config.cnn, dataset.num_classes)
+    vit = build_student(config.vit, dataset.num_classes)
+    loss_fn = CollaborativeLoss(cnn, vit, method=config.method, w_hfd=config.w_hfd, w_region=config.w_region,
+                                w_pixel=config.w_pixel, warmup=0.0)  # warm-up 0: every term at full weight
+    for module in (cnn, vit, loss_fn):
+        module.to(device=device, memory_format=memory_format).train()
+    opt_cnn, opt_vit = build_optimizers(cnn, vit, loss_fn, config, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=args.precision == "fp16")
+    cnn_step, vit_step = (torch.compile(cnn), torch.compile(vit)) if args.compile else (cnn, vit)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    times = []
+    for i in range(args.warmup + args.steps):
+        sync()
+        t0 = time.perf_counter()
+        terms = train_step(cnn_step, vit_step, loss_fn, opt_cnn, opt_vit, scaler, images, labels, 0.5,
+                           AMP_DTYPES[args.precision])
+        sync()  # a benchmark may wait for the device; the trainer does not
+        if i >= args.warmup:
+            times.append(time.perf_counter() - t0)
+    assert torch.isfinite(terms["loss"]).item()
+    if device.type == "cuda":
+        peak_mib = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    median = statistics.median(times)
+    return {"what": "step", "method": args.method, "precision": args.precision, "compile": args.compile,
+            "device": str(device), "size": args.size, "batch": args.batch, "median_s": median,
+            "images_per_s": args.batch / median, "peak_mib": peak_mib, "times_s": times}
+
+
+def loader_throughput(args) -> dict:
+    """Images/s of the training DataLoader: fresh scenes (first epoch: rendering + augmentation)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from collab_lib.data import build_dataset
+
+    dataset = build_dataset("streets", split="train", size=tuple(args.size), crop_size=tuple(args.size),
+                            num_samples=args.batch * (args.loader_batches + 2), augment=True)
+    loader = DataLoader(dataset, batch_size=args.batch, num_workers=args.workers, shuffle=True,
+                        pin_memory=torch.cuda.is_available(), persistent_workers=False)
+    batches = iter(loader)
+    next(batches)  # start-up (worker processes) is not throughput
+    t0 = time.perf_counter()
+    count = 0
+    for _ in range(args.loader_batches):
+        count += next(batches)[0].shape[0]
+    seconds = time.perf_counter() - t0
+    return {"what": "loader", "workers": args.workers, "size": args.size, "batch": args.batch,
+            "images_per_s": count / seconds}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"))
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per setting")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compile, allocator, caches)")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for the loader measurement")
+    parser.add_argument("--loader-batches", type=int, default=10)
+    parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    # internal: one setting, in a child process
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--method", default="collab", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
+    parser.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one_setting(args)))
+        return
+
+    import torch
+    cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    if cuda:
+        bf16 = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        settings = [("fp32", False), (bf16, False), (bf16, True)]
+        machine = torch.cuda.get_device_name(0)
+    else:
+        settings = [("fp32", False)]
+        machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+    print(f"# {machine}; torch {torch.__version__}; size {args.size[0]}x{args.size[1]}, batch {args.batch}; "
+          f"median of {args.steps} steps after {args.warmup} warm-up", flush=True)
+
+    rows = []
+    for precision, compiled in settings:
+        for method in ("independent", "collab"):
+            command = [sys.executable, __file__, "--one", "--method", method, "--precision", precision,
+                       "--size", *map(str, args.size), "--batch", str(args.batch), "--device", args.device,
+                       "--steps", str(args.steps), "--warmup", str(args.warmup)] + (["--compile"] if compiled else [])
+            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            rows.append(json.loads(out.strip().splitlines()[-1]))
+            row = rows[-1]
+            if args.json:
+                print(json.dumps(row), flush=True)
+            else:
+                name = f"{method} {precision}{' + compile' if compiled else ' eager'}"
+                print(f"{name:32s} {row['median_s'] * 1000:9.1f} ms/step {row['images_per_s']:8.1f} img/s "
+                      f"peak {row['peak_mib']:8.0f} MiB", flush=True)
+        ratio = rows[-1]["median_s"] / rows[-2]["median_s"]
+        print(f"{'':32s} collab / independent step time: {ratio:.3f}x", flush=True)
+    if cuda and len(rows) >= 6:
+        best = max(r["images_per_s"] for r in rows[2:])
+        print(f"best precision/compile vs fp32 eager (collab): {rows[-1]['images_per_s'] / rows[1]['images_per_s']:.2f}x; "
+              f"best of all settings vs fp32 eager collab: {best / rows[1]['images_per_s']:.2f}x")
+    loader = loader_throughput(args)
+    print(json.dumps(loader) if args.json else
+          f"{'data loader (' + str(args.workers) + ' workers)':32s} {loader['images_per_s']:28.1f} img/s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
