@@ -11,9 +11,9 @@ from collab_lib.losses import HFDLoss, SRAttention
 def test_sr_attention_matches_hand_written_attention():
     torch.manual_seed(0)
     att = SRAttention(8, num_heads=2, sr_ratio=4)
-    x = torch.randn(2, 8, 8, 8)
+    x = torch.randn(2, 8, 8, 8)  # channels-last (B, H, W, C)
     with torch.no_grad():
-        tokens = x.flatten(2).transpose(1, 2)  # (B, 64, 8)
+        tokens = x.reshape(2, 64, 8)  # (B, N, C)
         normed = F.layer_norm(tokens, (8,), att.norm.weight, att.norm.bias)
         reduced = F.conv2d(normed.transpose(1, 2).reshape(2, 8, 8, 8), att.sr.weight, att.sr.bias, stride=4)
         reduced = F.layer_norm(reduced.flatten(2).transpose(1, 2), (8,), att.sr_norm.weight, att.sr_norm.bias)
@@ -27,7 +27,7 @@ def test_sr_attention_matches_hand_written_attention():
             weights = torch.softmax(q[..., sl] @ k[..., sl].transpose(1, 2) / math.sqrt(4), dim=-1)
             heads.append(weights @ v[..., sl])
         out = tokens + torch.cat(heads, -1) @ att.proj.weight.T + att.proj.bias
-        expected = out.transpose(1, 2).reshape(2, 8, 8, 8)
+        expected = out.reshape(2, 8, 8, 8)
         torch.testing.assert_close(att(x), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -43,10 +43,11 @@ def reference_hfd(loss_fn, low_c, low_v):
                 for b in range(B) for i in range(h) for j in range(w)]
         return sum(vals) / len(vals)
 
+    nhwc, nchw = (lambda t: t.permute(0, 2, 3, 1)), (lambda t: t.permute(0, 3, 1, 2))  # the projectors work channels-last
     with torch.no_grad():
-        pred_c = loss_fn.attn(low_c)
+        pred_c = nchw(loss_fn.attn(nhwc(low_c)))
         pred_c = F.interpolate(pred_c, size=low_v.shape[-2:], mode="bilinear", align_corners=False)
-        pred_v = F.interpolate(loss_fn.mlp(low_v), size=low_c.shape[-2:], mode="bilinear", align_corners=False)
+        pred_v = F.interpolate(nchw(loss_fn.mlp(nhwc(low_v))), size=low_c.shape[-2:], mode="bilinear", align_corners=False)
         return d(pred_c, low_v), d(pred_v, low_c)
 
 
@@ -84,8 +85,9 @@ def test_stop_gradient_each_side_learns_only_through_its_projector():
     grad_c, grad_v = torch.autograd.grad(loss, (low_c, low_v))
     # With sg() on each target, the gradient reaching low_c comes only from d(Attn(low_c), low_v.detach()).
     from collab_lib.losses import feature_distance
-    only_c = feature_distance(loss_fn.attn(low_c), low_v.detach()).mean()
-    only_v = feature_distance(loss_fn.mlp(low_v), low_c.detach()).mean()
+    nhwc = lambda t: t.permute(0, 2, 3, 1)  # noqa: E731
+    only_c = feature_distance(loss_fn.attn(nhwc(low_c)), nhwc(low_v.detach())).mean()
+    only_v = feature_distance(loss_fn.mlp(nhwc(low_v)), nhwc(low_c.detach())).mean()
     torch.testing.assert_close(grad_c, torch.autograd.grad(only_c, low_c)[0])
     torch.testing.assert_close(grad_v, torch.autograd.grad(only_v, low_v)[0])
     assert grad_c.abs().sum() > 0 and grad_v.abs().sum() > 0

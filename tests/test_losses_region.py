@@ -134,7 +134,7 @@ def reference_region_bsd(loss_fn, embed_c, embed_v, logits_c, logits_v, label):
         return (vec - vec.mean()) / torch.sqrt(vec.var(unbiased=False) + 1e-5)
 
     def conv1x1(conv, vec):
-        return conv.weight[:, :, 0, 0].double() @ vec.double() + conv.bias.double()
+        return conv.weight.double() @ vec.double() + conv.bias.double()  # a 1x1 conv on one location
 
     sums, counts = [0.0, 0.0], [0, 0]
     with torch.no_grad():

@@ -9,7 +9,7 @@ and a dict of detached diagnostic tensors for plotting.
 - DMLLoss, KDCLLoss  the online-KD baselines
 - CollaborativeLoss  the whole objective for method independent / dml / kdcl / collab
 """
-from ._common import channel_norm, feature_distance
+from ._common import channel_norm, channels_last, feature_distance
 from .collaborative import METHODS, CollaborativeLoss, segmentation_ce
 from .dml import DMLLoss
 from .hfd import HFDLoss, SRAttention
@@ -19,5 +19,5 @@ from .region_bsd import RegionBSDLoss, regions_to_pixels
 
 __all__ = [
     "HFDLoss", "SRAttention", "RegionBSDLoss", "regions_to_pixels", "PixelBSDLoss", "DMLLoss", "KDCLLoss",
-    "CollaborativeLoss", "METHODS", "segmentation_ce", "channel_norm", "feature_distance",
+    "CollaborativeLoss", "METHODS", "segmentation_ce", "channel_norm", "channels_last", "feature_distance",
 ]

@@ -132,6 +132,12 @@ def pixel_ce(logits32: torch.Tensor, target: torch.Tensor, ignore_index: int):
     return ce, target != ignore_index
 
 
+def nll_map(log_probs: torch.Tensor, target: torch.Tensor, ignore_index: int):
+    """pixel_ce from log-probabilities already computed: (B, K, H, W) -> ((B, H, W), valid)."""
+    target = target.long()
+    return F.nll_loss(log_probs, target, ignore_index=ignore_index, reduction="none"), target != ignore_index
+
+
 def kl_map(log_p_teacher: torch.Tensor, log_p_student: torch.Tensor) -> torch.Tensor:
     """KL(p_teacher || p_student) per pixel, in nats: (B, K, H, W) log-probs -> (B, H, W).
 
@@ -156,22 +162,27 @@ def fraction(mask: torch.Tensor, among: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- feature distance
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) -> (B, h, w, C), a view. The feature terms work channels-last: a 1x1 conv is then
+    an nn.Linear (one matrix product) and normalising over channels is one fused layer_norm."""
+    return x.permute(0, 2, 3, 1)
+
+
 def channel_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Standardise each location's feature vector over channels: (x - mean_c) / sqrt(var_c + eps).
 
-    (B, C, h, w) -> float32 (B, C, h, w): LayerNorm over channels without an
-    affine part. The paper says features of a BN-ReLU CNN and a LayerNorm ViT
-    differ in scale; the kit removes scale and offset per location.
+    Channels-last (B, h, w, C) -> float32 (B, h, w, C). This is LayerNorm over
+    channels without an affine part (hence F.layer_norm). The paper says features
+    of a BN-ReLU CNN and of a LayerNorm ViT differ in scale; the kit removes
+    scale and offset per location.
     """
-    x = x.float()
-    mean = x.mean(dim=1, keepdim=True)
-    var = x.var(dim=1, unbiased=False, keepdim=True)
-    return (x - mean) * torch.rsqrt(var + eps)
+    return F.layer_norm(x.float(), (x.shape[-1],), eps=eps)
 
 
 def feature_distance(student: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """d per location: mean over channels of (norm(student) - norm(target))^2, float32 (B, h, w).
+    """d per location: mean over channels of (norm(student) - norm(target))^2.
 
+    student, target: channels-last (B, h, w, C), same shape -> float32 (B, h, w).
     method.md: "mean squared error after normalising each target over channels".
     The kit normalises the student's projected feature the same way, so d does
     not depend on either side's scale: with both standardised,
@@ -182,19 +193,29 @@ def feature_distance(student: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     if student.shape != target.shape:
         raise ValueError(f"feature_distance: student {tuple(student.shape)} vs target {tuple(target.shape)}")
     with float32_zone(student):
-        return (channel_norm(student) - channel_norm(target)).pow(2).mean(dim=1)
+        return (channel_norm(student) - channel_norm(target)).pow(2).mean(dim=-1)
 
 
-def region_mean(values: torch.Tensor, weights: torch.Tensor, cell: int):
-    """Weighted mean of `values` over non-overlapping cell x cell blocks.
+def region_pool(maps: torch.Tensor, cell: int) -> torch.Tensor:
+    """Mean over non-overlapping cell x cell blocks: (B, n, H, W) -> (B, n, ceil(H/cell), ceil(W/cell)).
 
-    values, weights: (B, H, W) float. Returns (mean, has_weight), each
-    (B, ceil(H/cell), ceil(W/cell)); mean is NaN where a block has no weight.
-    One avg_pool2d for sum(w*v) and one for sum(w): the divisor (the block's
-    area, smaller for a partial last block in ceil mode) cancels in the ratio.
+    avg_pool2d in ceil mode: a partial last block is averaged over the cells it
+    has (PyTorch divides by the part of the window inside the map; the golden
+    tests pin this).
     """
-    pool = lambda t: F.avg_pool2d(t.unsqueeze(1), cell, cell, ceil_mode=True).squeeze(1)  # noqa: E731
-    weight = pool(weights)
+    return F.avg_pool2d(maps, cell, cell, ceil_mode=True)
+
+
+def region_weighted_mean(values: torch.Tensor, weights: torch.Tensor, cell: int):
+    """Weighted mean of each of `values` over blocks: values (B, n, H, W), weights (B, H, W) float.
+
+    Returns mean (B, n, Hr, Wr), NaN where the block has no weight, and
+    has_weight (B, Hr, Wr) bool. One pooling of [w*v..., w]: the ratio of two
+    block means is the weighted mean (the divisor cancels).
+    """
+    w = weights.unsqueeze(1)
+    pooled = region_pool(torch.cat([values * w, w], dim=1), cell)
+    weight = pooled[:, -1:]
     has_weight = weight > 0
-    mean = pool(values * weights) / torch.where(has_weight, weight, torch.ones_like(weight))
-    return torch.where(has_weight, mean, torch.full_like(mean, math.nan)), has_weight
+    mean = pooled[:, :-1] / torch.where(has_weight, weight, torch.ones_like(weight))
+    return torch.where(has_weight, mean, torch.full_like(mean, math.nan)), has_weight[:, 0]

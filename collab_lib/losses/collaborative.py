@@ -105,8 +105,12 @@ class CollaborativeLoss(nn.Module):
         _check_student("out_cnn", out_cnn, "cnn")
         _check_student("out_vit", out_vit, "vit")
         check_logits_pair(out_cnn.logits, out_vit.logits, target)
-        ce_cnn = segmentation_ce(out_cnn.logits, target, self.ignore_index)
-        ce_vit = segmentation_ce(out_vit.logits, target, self.ignore_index)
+        # Upsample each student's logits once (float32); the sub-losses see label-sized logits and skip their own resize.
+        with float32_zone(out_cnn.logits):
+            logits_cnn = upsample_logits(out_cnn.logits, target.shape[-2:])
+            logits_vit = upsample_logits(out_vit.logits, target.shape[-2:])
+        ce_cnn = segmentation_ce(logits_cnn, target, self.ignore_index)
+        ce_vit = segmentation_ce(logits_vit, target, self.ignore_index)
         terms = {"ce_cnn": ce_cnn.detach(), "ce_vit": ce_vit.detach()}
         infos, raw = {}, {}
 
@@ -114,13 +118,13 @@ class CollaborativeLoss(nn.Module):
             raw["hfd"], infos["hfd"] = self.hfd(out_cnn.low, out_vit.low)
             terms["hfd_cnn_learns"], terms["hfd_vit_learns"] = infos["hfd"]["cnn_learns"], infos["hfd"]["vit_learns"]
         if "region" in self.weights:
-            raw["region"], infos["region"] = self.region(out_cnn.embed, out_vit.embed, out_cnn.logits, out_vit.logits, target)
+            raw["region"], infos["region"] = self.region(out_cnn.embed, out_vit.embed, logits_cnn, logits_vit, target)
         if "pixel" in self.weights:
-            raw["pixel"], infos["pixel"] = self.pixel(out_cnn.logits, out_vit.logits, target)
+            raw["pixel"], infos["pixel"] = self.pixel(logits_cnn, logits_vit, target)
         if "dml" in self.weights:
-            raw["dml"], infos["dml"] = self.dml(out_cnn.logits, out_vit.logits, target)
+            raw["dml"], infos["dml"] = self.dml(logits_cnn, logits_vit, target)
         if "kdcl" in self.weights:
-            raw["kdcl"], infos["kdcl"] = self.kdcl(out_cnn.logits, out_vit.logits, target)
+            raw["kdcl"], infos["kdcl"] = self.kdcl(logits_cnn, logits_vit, target)
         for name in ("region", "pixel"):
             if name in infos:
                 terms[f"{name}_frac_cnn_teaches"] = infos[name]["frac_cnn_teaches"]

@@ -16,7 +16,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import check_logits_pair, float32_zone, fraction, kl_map, masked_mean, pixel_ce, upsample_logits
+from ._common import check_logits_pair, float32_zone, fraction, kl_map, masked_mean, nll_map, pixel_ce, upsample_logits
+
+
+def is_correct(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """argmax(logits) == label, per pixel (B, H, W) bool; False at ignored pixels.
+
+    Written as "the label's logit is the largest" (amax + gather), which reads
+    the same as argmax == label but runs much faster on CPU than a strided argmax;
+    an exact tie for the maximum counts as correct.
+    """
+    label = torch.where(valid, target.long(), torch.zeros_like(target, dtype=torch.long))
+    return valid & (logits.gather(1, label.unsqueeze(1)).squeeze(1) >= logits.amax(dim=1))
 
 
 class PixelBSDLoss(nn.Module):
@@ -47,19 +58,24 @@ class PixelBSDLoss(nn.Module):
             z_c = upsample_logits(logits_cnn, target.shape[-2:])
             z_v = upsample_logits(logits_vit, target.shape[-2:])
 
+            # Softened log-probabilities for the transfer (at T = 1 they also give the CE below).
+            log_p_c, log_p_v = F.log_softmax(z_c / T, dim=1), F.log_softmax(z_v / T, dim=1)
+
             # The decision: a few lines of tensor code, no gradient.
             with torch.no_grad():
-                ce_c, valid = pixel_ce(z_c, target, self.ignore_index)
-                ce_v, _ = pixel_ce(z_v, target, self.ignore_index)
-                right_c = valid & (z_c.argmax(1) == target)
-                right_v = valid & (z_v.argmax(1) == target)
+                if T == 1.0:
+                    ce_c, valid = nll_map(log_p_c, target, self.ignore_index)
+                    ce_v, _ = nll_map(log_p_v, target, self.ignore_index)
+                else:
+                    ce_c, valid = pixel_ce(z_c, target, self.ignore_index)
+                    ce_v, _ = pixel_ce(z_v, target, self.ignore_index)
+                right_c, right_v = is_correct(z_c, target, valid), is_correct(z_v, target, valid)
                 reliable_c = right_c if self.require_correct else valid
                 reliable_v = right_v if self.require_correct else valid
                 cnn_teaches = reliable_c & (ce_c < ce_v)
                 vit_teaches = reliable_v & (ce_v < ce_c)
 
             # The transfer: the teacher's softened prediction is a target (detached).
-            log_p_c, log_p_v = F.log_softmax(z_c / T, dim=1), F.log_softmax(z_v / T, dim=1)
             kl_vit_learns = kl_map(log_p_c.detach(), log_p_v)  # KL(sg(p_c^T) || p_v^T)
             kl_cnn_learns = kl_map(log_p_v.detach(), log_p_c)  # KL(sg(p_v^T) || p_c^T)
             loss_cnn_teaches = T * T * masked_mean(kl_vit_learns, cnn_teaches)

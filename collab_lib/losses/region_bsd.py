@@ -30,8 +30,8 @@ import torch
 from torch import nn
 
 from ._common import (
-    check_aspect, check_batch, check_map, check_target, feature_distance, float32_zone, fit_to,
-    fraction, label_stride, masked_mean, pixel_ce, region_mean, resize_to, upsample_logits,
+    channels_last, check_aspect, check_batch, check_map, check_target, feature_distance, float32_zone, fit_to,
+    fraction, label_stride, masked_mean, pixel_ce, region_pool, region_weighted_mean, resize_to, upsample_logits,
 )
 
 
@@ -63,8 +63,9 @@ class RegionBSDLoss(nn.Module):
         self.cnn_channels, self.vit_channels = cnn_channels, vit_channels
         self.region_size, self.ignore_index = region_size, ignore_index
         # Connectors on the learning side only; the target is always the teacher's own embed.
-        self.to_cnn = nn.Conv2d(vit_channels, cnn_channels, 1)  # ViT learns when the CNN teaches
-        self.to_vit = nn.Conv2d(cnn_channels, vit_channels, 1)  # CNN learns when the ViT teaches
+        # 1x1 convs, written as nn.Linear over channels-last maps (the same map, one matrix product).
+        self.to_cnn = nn.Linear(vit_channels, cnn_channels)  # ViT learns when the CNN teaches
+        self.to_vit = nn.Linear(cnn_channels, vit_channels)  # CNN learns when the ViT teaches
         self.region_pixels = None
 
     def forward(self, embed_cnn, embed_vit, logits_cnn, logits_vit, target):
@@ -91,19 +92,24 @@ class RegionBSDLoss(nn.Module):
             size = target.shape[-2:]
             ce_c, valid = pixel_ce(upsample_logits(logits_cnn.detach(), size), target, self.ignore_index)
             ce_v, _ = pixel_ce(upsample_logits(logits_vit.detach(), size), target, self.ignore_index)
-            grid = (h * stride, w * stride)
-            weights = fit_to(valid.float(), grid)
-            region_ce_c, region_valid = region_mean(fit_to(ce_c, grid), weights, cell)
-            region_ce_v, _ = region_mean(fit_to(ce_v, grid), weights, cell)
+            grid = (h * stride, w * stride)  # label pixels under the feature grid
+            region_ce, region_valid = region_weighted_mean(
+                fit_to(torch.stack([ce_c, ce_v], dim=1), grid), fit_to(valid.float(), grid), cell
+            )
+            region_ce_c, region_ce_v = region_ce.unbind(1)
             # NaN (no valid pixel) compares False both ways: such regions transfer nothing.
             cnn_teaches = region_ce_c < region_ce_v
             vit_teaches = region_ce_v < region_ce_c  # equal CE: neither
             direction = cnn_teaches.long() - vit_teaches.long()
 
         # 2. The transfer: the learner's embed through its connector chases the teacher's (detached) embed.
-        ones = torch.ones_like(embed_cnn[:, 0], dtype=torch.float32)
-        dist_vit_learns, _ = region_mean(feature_distance(self.to_cnn(embed_vit), embed_cnn.detach()), ones, self.region_size)
-        dist_cnn_learns, _ = region_mean(feature_distance(self.to_vit(embed_cnn), embed_vit.detach()), ones, self.region_size)
+        # One channels-last copy of each embed serves as the learner's input and (detached) as the target.
+        emb_c, emb_v = channels_last(embed_cnn).contiguous(), channels_last(embed_vit).contiguous()
+        dist = torch.stack([
+            feature_distance(self.to_cnn(emb_v), emb_c.detach()),  # the ViT learns (used where the CNN teaches)
+            feature_distance(self.to_vit(emb_c), emb_v.detach()),  # the CNN learns (used where the ViT teaches)
+        ], dim=1)
+        dist_vit_learns, dist_cnn_learns = region_pool(dist, self.region_size).unbind(1)  # per-region mean d
         loss_cnn_teaches = masked_mean(dist_vit_learns, cnn_teaches)  # own region count
         loss_vit_teaches = masked_mean(dist_cnn_learns, vit_teaches)
 
