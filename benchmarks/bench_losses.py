@@ -1,0 +1,102 @@
+"""How much does collaborative learning cost per step, compared with training the students independently?
+
+Times, on CPU by default:
+  (a) the loss alone: CollaborativeLoss forward + backward given precomputed student outputs;
+  (b) one full training step: both students forward, loss, backward, AdamW step
+      (students + the loss's projectors and connectors).
+for method independent vs collab (kit defaults). The two methods are timed
+interleaved (independent, collab, independent, ...) so that load from other
+processes on a shared machine hits both alike; the median of the repeats is
+reported. Target (issue 3): collab step <= 1.10 x independent step.
+
+    .venv/bin/python benchmarks/bench_losses.py            # batch 8, 128x128, R18 + B0, 11 classes, 2 threads
+"""
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from collab_lib.losses import CollaborativeLoss
+from collab_lib.models import build_student
+
+METHODS = ("independent", "collab")
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--classes", type=int, default=11)
+    parser.add_argument("--cnn", default="deeplabv3plus_resnet18")
+    parser.add_argument("--vit", default="segformer_b0")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed iterations per method first")
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cnn, vit = build_student(args.cnn, args.classes), build_student(args.vit, args.classes)
+    x = torch.randn(args.batch, 3, args.size, args.size)
+    y = torch.randint(0, args.classes, (args.batch, args.size, args.size))
+    y[:, : args.size // 8] = 255  # some ignore, as in real labels
+    losses = {m: CollaborativeLoss(cnn, vit, method=m) for m in METHODS}
+    optimisers = {
+        m: torch.optim.AdamW(list(cnn.parameters()) + list(vit.parameters()) + list(losses[m].parameters()), lr=1e-4)
+        for m in METHODS
+    }
+    with torch.no_grad():
+        fixed = cnn(x), vit(x)
+
+    def loss_only(method):
+        outs = [o._replace(**{k: getattr(o, k).detach().requires_grad_() for k in ("low", "embed", "logits")}) for o in fixed]
+        total, _ = losses[method](*outs, y, progress=0.5)
+        total.backward()
+
+    def train_step(method):
+        optimisers[method].zero_grad(set_to_none=True)
+        total, _ = losses[method](cnn(x), vit(x), y, progress=0.5)
+        total.backward()
+        optimisers[method].step()
+
+    results = {}
+    for name, fn in (("loss", loss_only), ("step", train_step)):
+        for _ in range(args.warmup):
+            for m in METHODS:
+                fn(m)
+        times = {m: [] for m in METHODS}
+        for _ in range(args.repeats):
+            for m in METHODS:
+                times[m].append(timed(lambda: fn(m)))
+        results[name] = times
+
+    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"threads {args.threads}, cuda available: {torch.cuda.is_available()}")
+    print(f"setup: batch {args.batch}, {args.size}x{args.size}, {args.cnn} + {args.vit}, {args.classes} classes, "
+          f"{args.warmup} warm-up + {args.repeats} timed repeats per method, interleaved; median (min-max) in ms")
+    for name, times in results.items():
+        for m in METHODS:
+            t = times[m]
+            print(f"{name:5s} {m:12s} {1e3 * statistics.median(t):9.1f}  ({1e3 * min(t):.1f}-{1e3 * max(t):.1f})")
+    step = {m: statistics.median(results["step"][m]) for m in METHODS}
+    loss = {m: statistics.median(results["loss"][m]) for m in METHODS}
+    ratios = [c / i for c, i in zip(results["step"]["collab"], results["step"]["independent"])]
+    print(f"collab loss overhead vs independent loss: {1e3 * (loss['collab'] - loss['independent']):.1f} ms per step")
+    print(f"collab/independent step ratio (medians): {step['collab'] / step['independent']:.3f}  (target <= 1.10)")
+    print(f"collab/independent step ratio (median of paired repeats): {statistics.median(ratios):.3f}")
+
+
+if __name__ == "__main__":
+    main()
