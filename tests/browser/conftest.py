@@ -229,11 +229,20 @@ def _die_with_parent() -> None:
         pass
 
 
+def extra_notebooks() -> list[Path]:
+    """Notebooks named in COLLAB_BROWSER_NOTEBOOKS (os.pathsep-separated), checked the same way."""
+    value = os.environ.get("COLLAB_BROWSER_NOTEBOOKS", "")
+    return [(REPO_ROOT / item).resolve() for item in value.split(os.pathsep) if item.strip()]
+
+
 def _course_notebooks() -> dict:
-    return {
+    notebooks = {
         "region": NOTEBOOKS / "03_region_bsd.ipynb",
         "pixel": NOTEBOOKS / "04_pixel_bsd.ipynb",
     }
+    for path in extra_notebooks():
+        notebooks[f"extra:{path.name}"] = path
+    return notebooks
 
 
 @pytest.fixture(scope="session")

@@ -220,10 +220,12 @@ def _controls(box) -> list[tuple[str, object]]:
     found = []
     for element in box.locator(
             ".widget-slider, .widget-dropdown, .widget-toggle-buttons, .widget-checkbox, "
-            ".widget-radio-box, .widget-text, .widget-toggle-button:not(.widget-toggle-buttons *)").all():
+            ".widget-radio-box, .widget-select, .widget-select-multiple, .widget-text, "
+            ".widget-toggle-button:not(.widget-toggle-buttons *)").all():
         classes = element.get_attribute("class") or ""
         for kind in ("widget-slider", "widget-dropdown", "widget-toggle-buttons", "widget-checkbox",
-                     "widget-radio-box", "widget-text", "widget-toggle-button"):
+                     "widget-radio-box", "widget-select-multiple", "widget-select", "widget-text",
+                     "widget-toggle-button"):
             if kind in classes.split():
                 found.append((kind.removeprefix("widget-"), element))
                 break
@@ -254,6 +256,25 @@ def _change_control(page, kind: str, control) -> str:
         target = options[(options.index(current) + 1) % len(options)] if current in options else options[0]
         select.select_option(value=target)
         return f"dropdown {current!r} -> {target!r}"
+    if kind == "select":
+        select = control.locator("select").first
+        options = select.locator("option").evaluate_all("os => os.map(o => o.value)")
+        current = select.input_value()
+        if len(options) < 2:
+            return ""
+        target = options[(options.index(current) + 1) % len(options)] if current in options else options[0]
+        select.select_option(value=target)
+        return f"select {current!r} -> {target!r}"
+    if kind == "select-multiple":
+        select = control.locator("select").first
+        options = select.locator("option").evaluate_all("os => os.map(o => o.value)")
+        chosen = select.evaluate("s => [...s.selectedOptions].map(o => o.value)")
+        if len(options) < 2:
+            return ""
+        # all selected -> drop the last half; otherwise select them all
+        target = options[: max(1, len(options) // 2)] if len(chosen) == len(options) else options
+        select.select_option(value=target)
+        return f"select-multiple {len(chosen)} -> {len(target)} of {len(options)} chosen"
     if kind == "toggle-buttons":
         buttons = control.locator("button")
         count = buttons.count()
@@ -287,7 +308,7 @@ def _exercise_notebook(server, session, key: str, *, expect_widgets: bool = True
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     try:
-        panel = _open_notebook(server, session, relpath, workspace=f"test-{key}")
+        panel = _open_notebook(server, session, relpath, workspace="test-" + re.sub(r"[^A-Za-z0-9_-]", "-", key))
         kernel_note = _ensure_kernel(page, panel)
         _run_all_cells(page)
         # Run All first marks every cell `[*]:`; give it a moment before polling.
@@ -363,3 +384,14 @@ def test_course_notebook_in_jupyterlab(lab_server, browser_page, key, filename):
     if key not in lab_server.notebooks:
         pytest.skip(f"notebooks/{filename} does not exist yet (the course notebooks issue writes it)")
     _exercise_notebook(lab_server, browser_page, key)
+
+
+_EXTRA = [p for p in os.environ.get("COLLAB_BROWSER_NOTEBOOKS", "").split(os.pathsep) if p.strip()]
+if _EXTRA:  # opt-in: COLLAB_BROWSER_NOTEBOOKS=notebooks/01_data_and_students.ipynb make test-browser
+    @pytest.mark.timeout(600, method="signal")
+    @pytest.mark.parametrize("path", _EXTRA, ids=[Path(p).stem for p in _EXTRA])
+    def test_extra_notebook_in_jupyterlab(lab_server, browser_page, path):
+        key = f"extra:{Path(path).name}"
+        if key not in lab_server.notebooks:
+            pytest.skip(f"{path} does not exist")
+        _exercise_notebook(lab_server, browser_page, key)
