@@ -4,12 +4,17 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so
 `torch.load(path, weights_only=True)` reads it (the default since torch 2.6,
 and safe: no pickled code runs). Its keys:
 
-    step, epoch, position     optimizer steps done; data epoch; batches of it consumed
+    step, epoch, position     optimizer steps done; data epoch; batches of it consumed (per process)
     cnn, vit, loss            state_dicts of the UNWRAPPED modules (no "module." / "_orig_mod.")
     opt_cnn, opt_vit, scaler  optimizer and GradScaler state_dicts (scaler: {} when unused)
     rng                       list, one entry per process: python, numpy, torch CPU and CUDA states
-    best                      {"miou": mean of the two students' val mIoU, "step": ...}
+    best                      {"miou": mean of the two students' val mIoU, "step", "cnn_miou", "vit_miou"}
+    last_eval                 the latest evaluation (as in metrics.json's "final_val"), or None
+    train_time_s, wall_time_s seconds so far, over every session of the run
     config                    TrainConfig.to_dict()
+
+best.pt holds only step, cnn, vit, loss, best and config: it is for evaluating
+and showing the best students, last.pt is for resuming.
 
 There is no learning-rate scheduler state: the schedule is a function of `step`
 (collab_lib/optim.py).

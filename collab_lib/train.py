@@ -14,11 +14,17 @@ The run directory (rank 0 writes it):
   config.json     the full TrainConfig, library versions, git commit, device, precision
   history.jsonl   one JSON object per line: {"kind": "train", "step", every loss term, "lr_cnn",
                   "lr_vit", "images_per_s"} at log intervals, {"kind": "eval", "step", "split",
-                  "cnn_miou", "vit_miou", ...} at evaluations
+                  "cnn_miou", "vit_miou", ...} at evaluations; {"kind": "test", ...} once at the end
   metrics.json    final and best val mIoU, per-class IoU of both students, the test split's numbers
   last.pt         written every `checkpoint_interval` steps, at the end and on SIGINT/SIGTERM
   best.pt         weights only, at the evaluation with the best mean val mIoU of the two students
 Checkpoints: see collab_lib/checkpoint.py. Multi-process: collab_lib/distributed.py.
+
+Stopping: Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes last.pt
+and raises TrainingInterrupted (the command line exits with 130 / 143, the
+shell's "ended by a signal" codes); `resume=True` (--resume) continues exactly.
+A NaN/inf loss raises FloatingPointError naming the step and the term; last.pt
+then still holds the last good step (the check runs before every checkpoint).
 
 Speed without surprises: the loss values stay on the device and are read only
 at log intervals (reading a GPU value waits for the GPU to finish: doing it
@@ -337,7 +343,8 @@ def _train(config: TrainConfig, dist: distributed.DistInfo) -> Path:
     class_names = list(train_set.class_names)
     sampler = distributed.ResumableSampler(train_set, dist.world_size, dist.rank, seed=config.seed)
     train_loader = make_loader(train_set, config, sampler, config.seed, device, drop_last=True)
-    if len(train_loader) == 0:
+    steps_per_epoch = len(train_loader)  # now, while the sampler starts at 0 (after a resume it starts later)
+    if steps_per_epoch == 0:
         raise ValueError(f"the training split has {len(train_set)} items: fewer than one batch of "
                          f"{config.batch_size} per process x {dist.world_size} processes")
     # Evaluation: rank r scores items r, r+N, r+2N, ...: every item exactly once, no padding duplicates.
@@ -365,7 +372,7 @@ def _train(config: TrainConfig, dist: distributed.DistInfo) -> Path:
     # Dropout must differ between ranks (they see different images anyway); rank 0 keeps `seed`.
     seed_everything(config.seed + 1_000_003 * dist.rank)
 
-    step, epoch, position, train_time = 0, 0, 0, 0.0
+    step, epoch, position, train_time, wall_before = 0, 0, 0, 0.0, 0.0
     best = {"miou": -1.0, "step": None}
     last_eval = None
     if checkpoint is not None:
@@ -378,6 +385,7 @@ def _train(config: TrainConfig, dist: distributed.DistInfo) -> Path:
             scaler.load_state_dict(checkpoint["scaler"])
         step, epoch, position = checkpoint["step"], checkpoint["epoch"], checkpoint["position"]
         train_time, best, last_eval = checkpoint["train_time_s"], checkpoint["best"], checkpoint["last_eval"]
+        wall_before = checkpoint["wall_time_s"]  # earlier sessions of this run
         rng = checkpoint["rng"]
         set_rng_state(rng[dist.rank] if len(rng) == dist.world_size else rng[0])
 
@@ -416,6 +424,7 @@ def _train(config: TrainConfig, dist: distributed.DistInfo) -> Path:
         """Everything a resume needs (collective under DDP: every rank must call it)."""
         return {
             "step": step, "epoch": epoch, "position": position, "train_time_s": train_time,
+            "wall_time_s": wall_before + time.perf_counter() - wall_start,
             "cnn": cnn.state_dict(), "vit": vit.state_dict(), "loss": loss_fn.state_dict(),
             "opt_cnn": opt_cnn.state_dict(), "opt_vit": opt_vit.state_dict(),
             "scaler": scaler.state_dict() if scaler.is_enabled() else {},
@@ -560,7 +569,7 @@ def _train(config: TrainConfig, dist: distributed.DistInfo) -> Path:
                                     num_classes, ignore_index, device, amp_dtype, channels_last)
             test = {"split": config.test_split, "step": step,
                     **{name: named_iou(result, class_names) for name, result in test_results.items()}}
-            record({"kind": "eval", "step": step, "split": config.test_split,
+            record({"kind": "test", "step": step, "split": config.test_split,
                     "cnn_miou": test["cnn"]["miou"], "vit_miou": test["vit"]["miou"]})
     finally:
         progress.close()
@@ -570,9 +579,9 @@ def _train(config: TrainConfig, dist: distributed.DistInfo) -> Path:
         write_json(run_dir / "metrics.json", {
             "method": config.method, "dataset": config.dataset, "synthetic": bool(getattr(train_set, "synthetic", False)),
             "cnn": config.cnn, "vit": config.vit, "seed": config.seed,
-            "steps": step, "epochs": epoch + position / len(train_loader), "world_size": dist.world_size,
+            "steps": step, "epochs": epoch + position / steps_per_epoch, "world_size": dist.world_size,
             "device": str(device), "precision": precision,
-            "train_time_s": train_time, "wall_time_s": time.perf_counter() - wall_start,
+            "train_time_s": train_time, "wall_time_s": wall_before + time.perf_counter() - wall_start,
             "images_per_s": step * images_per_step / max(train_time, 1e-9),
             "class_names": class_names,
             "final_val": last_eval,   # the weights at the last step, on the eval split
@@ -588,10 +597,12 @@ def _plain(value):
 
 
 def _truncate_history(path: Path, step: int) -> None:
-    """Keep only the history records up to `step` (atomically), dropping what a killed run wrote after its checkpoint."""
+    """Keep only the history records up to `step` (atomically), dropping what a killed run wrote after its
+    checkpoint, and the test record (written after the last checkpoint; the end of the run writes it again)."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    kept = [json.dumps(r) for r in records if r["step"] <= step and r["kind"] != "test"]
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(line + "\n" for line in kept))
     os.replace(tmp, path)

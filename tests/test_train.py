@@ -64,7 +64,7 @@ def test_run_directory(straight):
     for key in ("loss", "ce_cnn", "ce_vit", "hfd", "region", "pixel", "lr_cnn", "lr_vit", "images_per_s",
                 "region_frac_cnn_teaches", "pixel_frac_vit_teaches"):
         assert key in steps[0], key
-    evals = [h for h in history if h["kind"] == "eval"]
+    evals = [h for h in history if h["kind"] in ("eval", "test")]
     assert [(h["step"], h["split"]) for h in evals] == [(2, "val"), (4, "val"), (4, "test")]
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -81,6 +81,11 @@ def test_run_directory(straight):
     for key in ("cnn", "vit", "loss"):
         assert not any(k.startswith(("module.", "_orig_mod.")) for k in ckpt[key]), key
     assert ckpt["loss"], "collab's projectors and connectors are saved"
+
+    # Resuming a finished run changes nothing (and does not log the test split twice).
+    before = (run_dir / "history.jsonl").read_text()
+    train(tiny(run_dir, resume=True))
+    assert (run_dir / "history.jsonl").read_text() == before
 
     # The same run directory is not silently reused.
     with pytest.raises(FileExistsError, match="resume"):
