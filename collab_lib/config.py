@@ -1,7 +1,10 @@
 """Every setting of a training run, in one plain dataclass.
 
-The defaults train both students on the embedded synthetic "streets" scenes on
-a CPU in a few minutes. The command line (`python -m collab_lib.train --help`)
+The defaults train both students (DeepLabV3+-ResNet18 and SegFormer-B0) on the
+embedded synthetic "streets" scenes (200 training scenes of 128x256, 128x128
+crops) for 300 steps of batch 8 on whatever device is there. Time per step on
+a CPU: benchmarks/RESULTS.md ("Training step"); on a shared, overloaded 2-core
+VM it measured 9 s, so there use fewer steps or smaller crops. The command line (`python -m collab_lib.train --help`)
 is generated from the fields below: `--image-size 128 256`, `--no-augment`,
 `--crop-size none`, `--config runs/x/config.json` (load a saved config; flags
 given after it override it).
@@ -45,6 +48,8 @@ class TrainConfig:
     cnn: str = _opt("deeplabv3plus_resnet18", "CNN student", tuple(n for n in STUDENTS if "deeplab" in n))
     vit: str = _opt("segformer_b0", "ViT student", tuple(n for n in STUDENTS if "segformer" in n))
     pretrained: bool = _opt(False, "ImageNet weights from timm (needs network or a cache)")
+    cnn_decoder_channels: int = _opt(256, "DeepLabV3+: width of ASPP and decoder (256 as in the paper; the CPU recipe uses 128)")
+    vit_decoder_channels: int = _opt(256, "SegFormer: width of the all-MLP decoder (256 for MiT-B0/B1 as in the paper)")
     cnn_weights: str | None = _opt(None, "local timm state_dict file for the CNN backbone")
     vit_weights: str | None = _opt(None, "local timm state_dict file for the ViT backbone")
     # ---- method (collab_lib.losses.CollaborativeLoss) -----------------------------------
@@ -101,7 +106,8 @@ class TrainConfig:
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices:
                 raise ValueError(f"{f.name}={getattr(self, f.name)!r} is not valid; choose from: {', '.join(choices)}")
-        for name in ("steps", "batch_size", "eval_interval", "log_interval", "checkpoint_interval"):
+        for name in ("steps", "batch_size", "eval_interval", "log_interval", "checkpoint_interval",
+                     "cnn_decoder_channels", "vit_decoder_channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.workers < 0:

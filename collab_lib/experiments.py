@@ -45,16 +45,20 @@ class Recipe:
     about: str
 
 
-# The CPU recipe fits the whole grid (8 configurations x 3 seeds) in about two
-# hours on a 2-core machine: small scenes, few steps. See benchmarks/RESULTS.md.
+# The CPU recipe: DeepLabV3+-R18 and SegFormer-B0 with both decoders narrowed to
+# 128 channels (0.74 s vs 1.23 s a collab step at 64x128, batch 8, one thread),
+# 64x128 scenes, 100 training scenes (where the first probe saw the paper's
+# pattern), 400 steps (32 epochs). About 5-7 minutes a run on one core, so two
+# runs side by side do the 8 x 3 grid in about 2 hours on a 2-core machine.
 _CPU_BASE = dict(
     dataset="streets", image_size=(64, 128), crop_size=None, train_samples=100, val_samples=100,
-    test_samples=250, steps=400, batch_size=8, eval_interval=100, log_interval=20,
+    test_samples=250, cnn="deeplabv3plus_resnet18", vit="segformer_b0", cnn_decoder_channels=128,
+    vit_decoder_channels=128, steps=400, batch_size=8, eval_interval=100, log_interval=50,
     checkpoint_interval=100, workers=0, progress="log",
 )
 RECIPES = {
     "cpu": Recipe(_CPU_BASE, tuple(CONFIGURATIONS), (0, 1, 2),
-                  "whole grid on a 2-core CPU, 64x128 synthetic scenes, 400 steps"),
+                  "whole grid on a 2-core CPU: 64x128 synthetic scenes, 100 train scenes, 400 steps, 128-wide decoders"),
     "cpu-mini": Recipe(_CPU_BASE, tuple(METHODS_ONLY), (0,),
                        "the four methods, one seed: what a learner runs from notebook 06"),
     "smoke": Recipe(dict(_CPU_BASE, image_size=(64, 64), train_samples=8, val_samples=4, test_samples=4, steps=3,

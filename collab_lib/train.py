@@ -31,9 +31,7 @@ at log intervals (reading a GPU value waits for the GPU to finish: doing it
 every step would stall the pipeline); CUDA is only asked anything after
 torch.cuda.is_available() said yes.
 """
-import dataclasses
 import json
-import math
 import os
 import platform
 import random
@@ -52,7 +50,7 @@ from torch.utils.data import DataLoader, Subset
 
 from . import __version__
 from . import distributed
-from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state, unwrap, write_json
+from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state, write_json
 from .config import RUNTIME_FIELDS, TrainConfig, parse_args
 from .data import build_dataset
 from .losses import CollaborativeLoss
@@ -106,6 +104,15 @@ def seed_everything(seed: int) -> None:
 
 
 # ---- data ---------------------------------------------------------------------------------
+
+def build_students(config: TrainConfig, num_classes: int):
+    """The two students a config describes: (cnn, vit), freshly initialised (or from local/timm weights)."""
+    cnn = build_student(config.cnn, num_classes, pretrained=config.pretrained, backbone_weights=config.cnn_weights,
+                        aspp_channels=config.cnn_decoder_channels, decoder_channels=config.cnn_decoder_channels)
+    vit = build_student(config.vit, num_classes, pretrained=config.pretrained, backbone_weights=config.vit_weights,
+                        decoder_channels=config.vit_decoder_channels)
+    return cnn, vit
+
 
 def make_dataset(config: TrainConfig, split: str, train: bool):
     """The dataset for `split`. Training items are augmented and cropped to `crop_size`;
@@ -353,8 +360,7 @@ def _train(config: TrainConfig, dist: distributed.DistInfo) -> Path:
 
     # ---- students, loss, optimizers (same seed on every rank: identical initial weights) ----
     seed_everything(config.seed)
-    cnn = build_student(config.cnn, num_classes, pretrained=config.pretrained, backbone_weights=config.cnn_weights)
-    vit = build_student(config.vit, num_classes, pretrained=config.pretrained, backbone_weights=config.vit_weights)
+    cnn, vit = build_students(config, num_classes)
     loss_fn = CollaborativeLoss(
         cnn, vit, method=config.method, w_hfd=config.w_hfd, w_region=config.w_region, w_pixel=config.w_pixel,
         use_hfd=config.use_hfd, use_region=config.use_region, use_pixel=config.use_pixel,
