@@ -52,11 +52,6 @@ def cleanup() -> None:
         dist.destroy_process_group()
 
 
-def barrier() -> None:
-    if dist.is_initialized():
-        dist.barrier()
-
-
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True on every rank when `flag` is True on at least one (a stop request, say).
 
@@ -75,15 +70,6 @@ def all_gather_objects(obj) -> list:
     out = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
-
-
-def broadcast_object(obj, src: int = 0):
-    """Rank `src`'s obj on every rank."""
-    if not dist.is_initialized():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
 
 
 MAX_SHUFFLED = 10**7
