@@ -620,6 +620,8 @@ def main(argv=None) -> None:
         run_dir = train(config)
     except TrainingInterrupted as stop:
         sys.exit(128 + stop.signum)  # the shell convention for "ended by a signal"; the checkpoint is safe
+    except FileExistsError as error:  # an earlier run is in the way: say what to do, no traceback
+        sys.exit(f"error: {error}")
     print(f"run directory: {run_dir}")
 
 

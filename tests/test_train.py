@@ -90,6 +90,8 @@ def test_run_directory(straight):
     # The same run directory is not silently reused.
     with pytest.raises(FileExistsError, match="resume"):
         train(tiny(run_dir))
+    with pytest.raises(SystemExit, match="--resume.*--overwrite"):  # the command line: a message, no traceback
+        train_module.main(["--run-dir", str(run_dir), "--device", "cpu"])
 
 
 def test_resume_is_exact(straight, tmp_path):
