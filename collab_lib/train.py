@@ -3,7 +3,7 @@
     python -m collab_lib.train --method collab --steps 2000
     torchrun --nproc_per_node=4 -m collab_lib.train --dataset cityscapes --data-root /data/cityscapes ...
 
-One step, read top to bottom in `train()`:
+One step (`train_step`, called by the loop in `train`):
   1. the same batch goes through both students (one forward each);
   2. `CollaborativeLoss` turns both outputs and the labels into one scalar
      (CE of each student + the distillation terms of the chosen method);
