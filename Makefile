@@ -20,10 +20,12 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 
 setup: $(STAMP)
 
-# The kit's main job: both students learn together on the embedded synthetic
-# street scenes; the run directory is what notebooks 2-4 load.
+# The kit's main job: both students learn together (method collab) on the
+# embedded synthetic street scenes, CPU recipe (about 5-10 minutes on 2 cores).
+# --resume: a second `make train` continues an interrupted run (a finished one
+# is left as it is). Notebooks 2-4 load runs/make-train when it exists.
 train: $(STAMP)
-	$(PY) -m collab_lib.train --run-dir runs/make-train $(TRAIN_ARGS)
+	$(PY) -m collab_lib.train --run-dir runs/make-train --resume $(TRAIN_ARGS)
 
 # The whole suite: library tests, the course notebooks through nbval (CI mode
 # when CI is set), the papermill test, and the browser tests when Chromium is there.

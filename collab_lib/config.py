@@ -1,10 +1,11 @@
 """Every setting of a training run, in one plain dataclass.
 
-The defaults train both students (DeepLabV3+-ResNet18 and SegFormer-B0) on the
-embedded synthetic "streets" scenes (200 training scenes of 128x256, 128x128
-crops) for 300 steps of batch 8 on whatever device is there. Time per step on
-a CPU: benchmarks/RESULTS.md ("Training step"); on a shared, overloaded 2-core
-VM it measured 9 s, so there use fewer steps or smaller crops. The command line (`python -m collab_lib.train --help`)
+The defaults are the kit's CPU recipe (collab_lib.experiments, recipe "cpu"):
+both students (DeepLabV3+-ResNet18 and SegFormer-B0, decoders 128 wide) on 100
+embedded synthetic "streets" training scenes of 64x128, 400 steps of batch 8:
+about 0.74 s a collab step on one CPU core, so about 5-7 minutes a run. For a
+GPU or real data, raise image_size / crop_size / decoder widths / steps (README,
+"Training"). The command line (`python -m collab_lib.train --help`)
 is generated from the fields below: `--image-size 128 256`, `--no-augment`,
 `--crop-size none`, `--config runs/x/config.json` (load a saved config; flags
 given after it override it).
@@ -36,9 +37,9 @@ class TrainConfig:
     # ---- data ---------------------------------------------------------------------------
     dataset: str = _opt("streets", "streets is embedded (synthetic); the others read data_root", DATASET_NAMES)
     data_root: str | None = _opt(None, "dataset folder (not needed for streets)")
-    image_size: tuple[int, int] = _opt((128, 256), "(H, W): size of the generated scenes (streets) / evaluation size of real data")
-    crop_size: tuple[int, int] | None = _opt((128, 128), "(H, W) random training crop; none = whole image")
-    train_samples: int | None = _opt(200, "streets: number of training scenes (none = the dataset's default)")
+    image_size: tuple[int, int] = _opt((64, 128), "(H, W): size of the generated scenes (streets) / evaluation size of real data")
+    crop_size: tuple[int, int] | None = _opt(None, "(H, W) random training crop; none = whole image")
+    train_samples: int | None = _opt(100, "streets: number of training scenes (none = the dataset's default)")
     val_samples: int | None = _opt(100, "streets: number of validation scenes")
     test_samples: int | None = _opt(250, "streets: number of test scenes (read only for the final numbers)")
     endless: bool = _opt(False, "streets: a fresh scene for every item instead of a fixed, finite set")
@@ -48,8 +49,8 @@ class TrainConfig:
     cnn: str = _opt("deeplabv3plus_resnet18", "CNN student", tuple(n for n in STUDENTS if "deeplab" in n))
     vit: str = _opt("segformer_b0", "ViT student", tuple(n for n in STUDENTS if "segformer" in n))
     pretrained: bool = _opt(False, "ImageNet weights from timm (needs network or a cache)")
-    cnn_decoder_channels: int = _opt(256, "DeepLabV3+: width of ASPP and decoder (256 as in the paper; the CPU recipe uses 128)")
-    vit_decoder_channels: int = _opt(256, "SegFormer: width of the all-MLP decoder (256 for MiT-B0/B1 as in the paper)")
+    cnn_decoder_channels: int = _opt(128, "DeepLabV3+: width of ASPP and decoder (the usual DeepLabV3+ is 256; 128 keeps CPU runs short)")
+    vit_decoder_channels: int = _opt(128, "SegFormer: width of the all-MLP decoder (SegFormer-B0/B1 use 256; 128 keeps CPU runs short)")
     cnn_weights: str | None = _opt(None, "local timm state_dict file for the CNN backbone")
     vit_weights: str | None = _opt(None, "local timm state_dict file for the ViT backbone")
     # ---- method (collab_lib.losses.CollaborativeLoss) -----------------------------------
@@ -65,7 +66,7 @@ class TrainConfig:
     require_correct: bool = _opt(True, "pixel-wise BSD: a teacher pixel must also be correct")
     warmup: float = _opt(0.2, "fraction of the steps over which distillation ramps in linearly")
     # ---- optimisation (see collab_lib/optim.py) ------------------------------------------
-    steps: int = _opt(300, "optimizer steps (both students step together)")
+    steps: int = _opt(400, "optimizer steps (both students step together)")
     batch_size: int = _opt(8, "images per step per process")
     lr_cnn: float = _opt(0.01, "CNN: SGD base learning rate")
     lr_vit: float = _opt(6e-4, "ViT and loss modules: AdamW base lr (SegFormer's ImageNet recipe uses 6e-5; from scratch 10x)")
@@ -78,7 +79,7 @@ class TrainConfig:
     eval_interval: int = _opt(100, "evaluate both students every this many steps (and at the end)")
     eval_split: str = _opt("val", "split used during training and to pick best.pt")
     test_split: str | None = _opt("test", "split evaluated once at the end (none = skip)")
-    log_interval: int = _opt(10, "read and log the losses every this many steps")
+    log_interval: int = _opt(50, "read and log the losses every this many steps")
     progress: str = _opt("auto", "tqdm bar on a terminal or in Jupyter, else plain log lines", PROGRESS)
     # ---- hardware -----------------------------------------------------------------------
     device: str = _opt("auto", "auto = CUDA when available, else CPU", DEVICES)
