@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 from pathlib import Path
 
 from .config import TrainConfig
@@ -98,10 +99,44 @@ def run_grid(recipe="cpu", out_dir=None, configurations=None, seeds=None, overri
             values = {**plan.base, **(overrides or {}), **CONFIGURATIONS[name], "seed": seed,
                       "run_dir": str(run_dir), "resume": True}
             config = TrainConfig.from_dict(values)
+            if dry_run:
+                print(f"[grid] would run {run_dir}")
+                continue
+            if not _claim(run_dir):
+                print(f"[grid] skip {run_dir} (being trained by another live process)")
+                continue
             print(f"[grid] run  {run_dir}")
-            if not dry_run:
+            try:
                 train(config)
+            finally:
+                (run_dir / "grid.lock").unlink(missing_ok=True)
     return run_dirs
+
+
+def _claim(run_dir: Path) -> bool:
+    """Take run_dir/grid.lock for this process, so that several grid workers can share one grid.
+
+    A lock left by a process that no longer runs (killed, machine restarted) is taken over.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = run_dir / "grid.lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+                os.kill(pid, 0)
+                return pid == os.getpid()
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            except PermissionError:
+                return False  # alive, another user's
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
 
 
 def _read_json(path):

@@ -90,3 +90,23 @@ def test_recipes_are_valid_configs():
         for configuration in recipe.configurations:
             TrainConfig.from_dict({**recipe.base, **CONFIGURATIONS[configuration], "run_dir": "x"})
     assert experiments.RECIPES["cpu"].seeds == (0, 1, 2)
+
+
+def test_a_run_claimed_by_a_live_process_is_skipped_and_a_stale_lock_taken_over(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    seen = []
+    monkeypatch.setattr(collab_lib.train, "train", lambda config: seen.append(config.run_dir))
+    busy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "independent" / "seed0").mkdir(parents=True)
+        (tmp_path / "independent" / "seed0" / "grid.lock").write_text(str(busy.pid))
+        (tmp_path / "dml" / "seed0").mkdir(parents=True)
+        (tmp_path / "dml" / "seed0" / "grid.lock").write_text("999999999")  # no such process
+        run_grid("cpu-mini", tmp_path)
+    finally:
+        busy.kill()
+    assert str(tmp_path / "independent" / "seed0") not in seen
+    assert str(tmp_path / "dml" / "seed0") in seen and len(seen) == 3
+    assert not (tmp_path / "dml" / "seed0" / "grid.lock").exists()  # released after training
