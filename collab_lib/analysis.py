@@ -1,0 +1,159 @@
+"""After training: which classes each student teaches, and the evidence report.
+
+`teaching_by_class_counts` runs a trained pair over a whole split and counts,
+per class, the labelled pixels where the CNN or the ViT would teach under
+region-wise BSD (the region's direction painted onto its pixels) and under
+pixel-wise BSD. Counts are summed over the split before dividing, like the
+confusion matrix of the metric: a dataset-level share, not a mean of images.
+
+`write_report(root)` turns a grid folder (collab_lib.experiments) into
+SUMMARY.md and summary.png: mean ± std of each student's test mIoU per
+configuration, per-class IoU side by side, and the teaching shares per class.
+"""
+import math
+from pathlib import Path
+
+import torch
+
+from .losses import PixelBSDLoss, RegionBSDLoss, regions_to_pixels
+
+
+@torch.no_grad()
+def teaching_by_class_counts(cnn, vit, loader, num_classes: int, region_size: int = 8, temperature: float = 1.0,
+                             require_correct: bool = True, ignore_index: int = 255) -> dict:
+    """{"pixels", "region_cnn", "region_vit", "pixel_cnn", "pixel_vit"}: int64 tensors (num_classes,).
+
+    cnn, vit: students in eval mode; loader yields (images (B,3,H,W), labels (B,H,W)).
+    The region decision needs no connector weights (it reads only the logits), so
+    fresh RegionBSDLoss / PixelBSDLoss modules are used.
+    """
+    region = RegionBSDLoss(cnn.embed_channels, vit.embed_channels, region_size, ignore_index)
+    pixel = PixelBSDLoss(temperature, require_correct, ignore_index)
+    counts = {k: torch.zeros(num_classes, dtype=torch.int64) for k in ("pixels", "region_cnn", "region_vit", "pixel_cnn", "pixel_vit")}
+    for images, labels in loader:
+        out_c, out_v = cnn(images), vit(images)
+        _, region_info = region(out_c.embed, out_v.embed, out_c.logits, out_v.logits, labels)
+        _, pixel_info = pixel(out_c.logits, out_v.logits, labels)
+        painted = regions_to_pixels(region_info["direction"], region.region_pixels, labels.shape[-2:])
+        valid = labels != ignore_index
+        classes = labels[valid].long()
+
+        def count(mask):
+            return torch.bincount(classes[mask[valid]], minlength=num_classes)
+
+        counts["pixels"] += torch.bincount(classes, minlength=num_classes)
+        counts["region_cnn"] += count(painted == 1)
+        counts["region_vit"] += count(painted == -1)
+        counts["pixel_cnn"] += count(pixel_info["cnn_teaches"])
+        counts["pixel_vit"] += count(pixel_info["vit_teaches"])
+    return counts
+
+
+def teaching_table(run_dir, split: str = "test", checkpoint: str = "last.pt", batch_size: int = 16):
+    """Per-class teaching shares of a finished run, as a pandas DataFrame indexed by class name
+    with columns region_cnn, region_vit, pixel_cnn, pixel_vit (shares of the class's labelled pixels)."""
+    import pandas as pd
+
+    from .course import eval_dataset, load_students
+
+    cnn, vit, _, config = load_students(run_dir, checkpoint)
+    dataset = eval_dataset(config, split)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    counts = teaching_by_class_counts(cnn, vit, loader, dataset.num_classes, config.region_size,
+                                      config.temperature, config.require_correct, dataset.ignore_index)
+    total = counts["pixels"].double().clamp(min=1)
+    table = {k: (counts[k].double() / total).tolist() for k in ("region_cnn", "region_vit", "pixel_cnn", "pixel_vit")}
+    return pd.DataFrame(table, index=list(dataset.class_names))
+
+
+def _fmt(value, scale=100.0, sign=False):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{scale * value:+.1f}" if sign else f"{scale * value:.1f}"
+
+
+def per_class_table(df, configurations=("independent", "dml", "kdcl", "collab")):
+    """Mean per-class test IoU of each student per configuration: DataFrame (class x 'config/student')."""
+    import pandas as pd
+
+    classes = [c.split("/", 1)[1] for c in df.columns if c.startswith("cnn_iou/")]
+    columns = {}
+    for name in configurations:
+        rows = df[df.configuration == name]
+        if rows.empty:
+            continue
+        for student in ("cnn", "vit"):
+            columns[f"{name}/{student}"] = [rows[f"{student}_iou/{c}"].astype(float).mean() for c in classes]
+    return pd.DataFrame(columns, index=classes)
+
+
+def write_report(root, teaching_split: str = "test") -> Path:
+    """Write root/SUMMARY.md and root/summary.png from the finished runs below root; returns the .md path."""
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from .experiments import collect_results, markdown_table, summarize
+
+    root = Path(root)
+    df = collect_results(root)
+    if df.empty:
+        raise FileNotFoundError(f"no finished run (metrics.json) below {root}")
+    summary = summarize(df)
+    lines = [f"# Evidence: {root}", "",
+             "Synthetic street scenes (collab_lib.data, 'streets'). Test split, read once at the end of each run; "
+             "settings were not chosen on it. mIoU in points (x100), mean ± sample std over seeds; "
+             "gains against `independent`.", "", markdown_table(summary), ""]
+
+    per_class = per_class_table(df)
+    if not per_class.empty:
+        lines += ["## Per-class test IoU (mean over seeds)", "",
+                  "| class | " + " | ".join(per_class.columns) + " |", "|---|" + "---|" * len(per_class.columns)]
+        for name, row in per_class.iterrows():
+            lines.append(f"| {name} | " + " | ".join(_fmt(v) for v in row) + " |")
+        if {"independent/cnn", "independent/vit"} <= set(per_class.columns):
+            gap = per_class["independent/cnn"] - per_class["independent/vit"]
+            cnn_better, vit_better = list(gap[gap > 0].index), list(gap[gap < 0].index)
+            lines += ["", f"Independent training: the CNN leads on {len(cnn_better)} classes ({', '.join(cnn_better) or 'none'}), "
+                          f"the ViT on {len(vit_better)} ({', '.join(vit_better) or 'none'})."]
+        lines.append("")
+
+    collab_runs = df[df.configuration == "collab"]["run_dir"].tolist()
+    if collab_runs:
+        import pandas as pd
+
+        shares = pd.concat([teaching_table(r, teaching_split) for r in collab_runs]).groupby(level=0, sort=False).mean()
+        lines += [f"## Which classes each student teaches (collab, {teaching_split} split, mean over {len(collab_runs)} runs)", "",
+                  "Share of each class's labelled pixels where the CNN / the ViT teaches, region-wise (the region's "
+                  "direction painted on its pixels) and pixel-wise.", "",
+                  "| class | region: CNN teaches | region: ViT teaches | pixel: CNN teaches | pixel: ViT teaches |",
+                  "|---|---|---|---|---|"]
+        for name, row in shares.iterrows():
+            lines.append(f"| {name} | {_fmt(row.region_cnn)} | {_fmt(row.region_vit)} | {_fmt(row.pixel_cnn)} | {_fmt(row.pixel_vit)} |")
+        lines.append("")
+
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=False)
+    for axis, student, title in ((axes[0], "cnn", "CNN student (DeepLabV3+)"), (axes[1], "vit", "ViT student (SegFormer)")):
+        names = list(summary.index)
+        means = [100 * summary.loc[n, f"{student}_mean"] for n in names]
+        stds = [0 if math.isnan(summary.loc[n, f"{student}_std"]) else 100 * summary.loc[n, f"{student}_std"] for n in names]
+        axis.bar(range(len(names)), means, yerr=stds, capsize=3,
+                 color=["#888888" if n == "independent" else "#1f77b4" if n in ("dml", "kdcl") else "#d62728" for n in names])
+        for i, name in enumerate(names):
+            seeds = df[df.configuration == name][f"{student}_miou"].astype(float) * 100
+            axis.scatter([i] * len(seeds), seeds, color="black", s=8, zorder=3)
+        axis.set_xticks(range(len(names)), names, rotation=35, ha="right")
+        axis.set_ylabel("test mIoU (x100)")
+        axis.set_title(title)
+        low = min(means) - 3 * max(stds + [1])
+        axis.set_ylim(max(0, low), max(means) + 3 * max(stds + [1]))
+    figure.suptitle(f"{root.name}: synthetic street scenes, test split (bars: mean ± std; dots: seeds)", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(root / "summary.png", dpi=90)
+    plt.close(figure)
+    lines.append("![summary](summary.png)")
+    path = root / "SUMMARY.md"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,57 @@
+"""Per-class teaching counts and the evidence report."""
+import pytest
+import torch
+from torch import nn
+
+from collab_lib.analysis import teaching_by_class_counts, write_report
+from collab_lib.models import StudentOutput
+
+
+class HalfRightStudent(nn.Module):
+    """Confidently right on one half of the image (the label is 0 left, 1 right), unsure elsewhere."""
+
+    embed_channels = 4
+
+    def __init__(self, right_on: str, kind: str):
+        super().__init__()
+        self.right_on, self.kind = right_on, kind
+
+    def forward(self, images):
+        b, _, h, w = images.shape
+        logits = torch.zeros(b, 2, h // 4, w // 4)
+        half = w // 8
+        if self.right_on == "left":
+            logits[:, 0, :, :half] = 5.0
+        else:
+            logits[:, 1, :, half:] = 5.0
+        embed = torch.randn(b, self.embed_channels, h // 4, w // 4)
+        return StudentOutput(low=embed, embed=embed, logits=logits, kind=self.kind)
+
+
+def test_each_student_teaches_the_half_where_it_is_right():
+    labels = torch.zeros(2, 64, 128, dtype=torch.long)
+    labels[:, :, 64:] = 1
+    labels[:, :4, :] = 255  # ignored rows count nowhere
+    loader = [(torch.zeros(2, 3, 64, 128), labels)]
+    counts = teaching_by_class_counts(HalfRightStudent("left", "cnn"), HalfRightStudent("right", "vit"), loader,
+                                      num_classes=2, region_size=8)
+    per_class = 2 * 60 * 64
+    assert counts["pixels"].tolist() == [per_class, per_class]
+    assert counts["region_cnn"].tolist() == [per_class, 0]   # left regions: CNN teaches class 0
+    assert counts["region_vit"].tolist() == [0, per_class]
+    assert counts["pixel_cnn"].tolist() == [per_class, 0]
+    assert counts["pixel_vit"].tolist() == [0, per_class]
+
+
+@pytest.mark.slow
+def test_report_from_a_real_tiny_grid(tmp_path):
+    from collab_lib.experiments import run_grid
+
+    run_grid("smoke", tmp_path, overrides=dict(steps=2, eval_interval=2, checkpoint_interval=2))
+    path = write_report(tmp_path)
+    text = path.read_text()
+    assert "| independent | 1 |" in text and "| collab | 1 |" in text
+    assert "Which classes each student teaches" in text and "| pole |" in text
+    assert (tmp_path / "summary.png").stat().st_size > 5000
+    with pytest.raises(FileNotFoundError, match="no finished run"):
+        write_report(tmp_path / "empty")
