@@ -341,8 +341,9 @@ def lab_server(tmp_path_factory, request) -> LabServer:
             except (OSError, urllib.error.URLError, json.JSONDecodeError) as error:
                 last_error = error
                 time.sleep(0.5)
+        exited_by_itself = process.poll() is not None  # e.g. the port was taken meanwhile
         _stop_server(server)
-        if process.returncode is None:
+        if not exited_by_itself:
             break  # it ran but never answered: a retry will not help
     pytest.fail(f"JupyterLab did not come up on 127.0.0.1 ({last_error}); log tail:\n{server.log_tail()}")
 

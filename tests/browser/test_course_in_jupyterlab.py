@@ -395,3 +395,34 @@ if _EXTRA:  # opt-in: COLLAB_BROWSER_NOTEBOOKS=notebooks/01_data_and_students.ip
         if key not in lab_server.notebooks:
             pytest.skip(f"{path} does not exist")
         _exercise_notebook(lab_server, browser_page, key)
+
+
+@pytest.mark.timeout(300, method="signal")
+def test_server_is_private_and_quiet(lab_server):
+    """The JupyterLab under test: loopback only, token required, no news or update checks."""
+    import urllib.error
+    import urllib.request
+
+    assert lab_server.base_url.startswith("http://127.0.0.1:")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        opener.open(lab_server.url("/api/contents"), timeout=10)
+    assert refused.value.code in (401, 403), refused.value.code
+    # What the server listens on: only 127.0.0.1 (from /proc/net/tcp, state 0A = LISTEN).
+    port = int(lab_server.base_url.rsplit(":", 1)[1])
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, port_hex = local.rsplit(":", 1)
+            if state == "0A" and int(port_hex, 16) == port:
+                listening.add(address)
+    assert listening == {"0100007F"}, f"listening on {listening} (0100007F is 127.0.0.1)"
+    news = lab_server.api("/lab/api/news")
+    assert news == {"news": []}, news
+    update = lab_server.api("/lab/api/update")
+    assert not update.get("notification"), update
