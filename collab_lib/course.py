@@ -11,6 +11,8 @@
 - `read_history`, `read_metrics`, `list_checkpoints`: the run directory's files.
 - `first_items`, `forward_pair`: a fixed batch and both students' outputs on it.
 - `teaching_by_class`: which student teaches how much of each class.
+- `hfd_projections`: HFD's loss and its projectors' outputs, for pictures.
+- `linear_cka`: how alike two students' features are, without any projector.
 - `seconds_per_image`: a student's forward time.
 """
 import dataclasses
@@ -43,15 +45,14 @@ def smoke_mode() -> bool:
 def course_config(smoke: bool, **changes) -> TrainConfig:
     """The training behind notebooks 02-04 (and 01's independent run, with method="independent").
 
-    smoke: 64x128 scenes, 32 training scenes, 40 steps of batch 4, a MobileNetV2
-    CNN, no workers: about 20-30 s on 2 CPU cores. Otherwise: TrainConfig's
-    defaults, i.e. exactly what `make train` runs (R18 DeepLabV3+ and MiT-B0).
+    smoke: TrainConfig's students and scene size, but 16 training scenes, 8 val
+    and 8 test scenes, 30 steps of batch 4, no loader workers: about 20 s of
+    CPU. Otherwise: TrainConfig's defaults, i.e. exactly what `make train` runs.
     The run directory defaults to runs/course/<a hash of the settings>.
     """
     if smoke:
-        base = dict(image_size=(64, 128), crop_size=None, train_samples=32, val_samples=16, test_samples=16,
-                    cnn="deeplabv3plus_mobilenetv2", steps=40, batch_size=4, eval_interval=20,
-                    log_interval=5, checkpoint_interval=20, workers=0, progress="none")
+        base = dict(train_samples=16, val_samples=8, test_samples=8, steps=30, batch_size=4, eval_interval=15,
+                    log_interval=5, checkpoint_interval=15, workers=0, progress="none")
     else:
         base = {}
     config = TrainConfig(**{**base, **changes})
@@ -166,7 +167,7 @@ def load_students(run_dir, checkpoint="last.pt", device="cpu"):
     """
     from .checkpoint import load_checkpoint
     from .losses import CollaborativeLoss
-    from .models import build_student
+    from .train import build_students
 
     run_dir = Path(run_dir)
     config = TrainConfig.from_dict(run_config(run_dir))
@@ -178,8 +179,7 @@ def load_students(run_dir, checkpoint="last.pt", device="cpu"):
     if num_classes is None:
         num_classes = state["cnn"]["classifier.weight"].shape[0] if state else None
     torch.manual_seed(config.seed)  # the untrained students are the ones training started from
-    cnn = build_student(config.cnn, num_classes)
-    vit = build_student(config.vit, num_classes)
+    cnn, vit = build_students(config, num_classes)
     loss_fn = CollaborativeLoss(
         cnn, vit, method=config.method, w_hfd=config.w_hfd, w_region=config.w_region, w_pixel=config.w_pixel,
         use_hfd=config.use_hfd, use_region=config.use_region, use_pixel=config.use_pixel,
@@ -248,6 +248,54 @@ def teaching_by_class(teacher_map, target, num_classes: int, ignore_index: int =
     vit = torch.bincount(classes[teacher == -1], minlength=num_classes).double()
     nan = torch.full_like(total, float("nan"))
     return torch.where(total > 0, cnn / total.clamp(min=1), nan), torch.where(total > 0, vit / total.clamp(min=1), nan)
+
+
+@torch.no_grad()
+def hfd_projections(hfd, low_cnn, low_vit):
+    """Run an HFDLoss and also return what its two projectors produced.
+
+    Returns (loss, info, attn_cnn, mlp_vit): attn_cnn = Attn(low_cnn) in the
+    ViT's channels (B, C_vit, h, w), mlp_vit = MLP(low_vit) in the CNN's
+    channels (B, C_cnn, h', w'), both channels-first whatever layout the loss
+    uses inside (read with forward hooks on `hfd.attn` and `hfd.mlp`).
+    """
+    captured = {}
+
+    def keep(name, spatial):
+        def hook(_module, _inputs, output):
+            if output.dim() == 4 and tuple(output.shape[1:3]) == tuple(spatial):  # channels-last (B, h, w, C)
+                output = output.permute(0, 3, 1, 2)
+            captured[name] = output.detach().contiguous()
+        return hook
+
+    handles = [hfd.attn.register_forward_hook(keep("attn", low_cnn.shape[-2:])),
+               hfd.mlp.register_forward_hook(keep("mlp", low_vit.shape[-2:]))]
+    try:
+        loss, info = hfd(low_cnn, low_vit)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return loss, info, captured["attn"], captured["mlp"]
+
+
+@torch.no_grad()
+def linear_cka(features_a, features_b) -> float:
+    """Linear CKA (Kornblith et al., 2019) between two feature maps of the same images, in [0, 1].
+
+    features_a (B, C_a, h, w), features_b (B, C_b, h', w'): b is resized
+    bilinearly to a's grid; every location of every image is one sample.
+    1 = the two representations are the same up to a rotation and scale,
+    0 = unrelated. No projector is involved, unlike the HFD distance.
+    """
+    if features_b.shape[-2:] != features_a.shape[-2:]:
+        features_b = torch.nn.functional.interpolate(features_b.float(), size=features_a.shape[-2:],
+                                                     mode="bilinear", align_corners=False)
+    x = features_a.double().permute(0, 2, 3, 1).reshape(-1, features_a.shape[1])
+    y = features_b.double().permute(0, 2, 3, 1).reshape(-1, features_b.shape[1])
+    x, y = x - x.mean(0), y - y.mean(0)
+    cross = (y.T @ x).square().sum()
+    norm = torch.linalg.matrix_norm(x.T @ x) * torch.linalg.matrix_norm(y.T @ y)
+    return float(cross / norm) if norm > 0 else 0.0
 
 
 @torch.no_grad()
