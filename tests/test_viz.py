@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 
-from collab_lib.viz import bars, curves, features, maps, scenes  # noqa: E402
+from collab_lib.viz import bars, curves, features, maps, results, scenes  # noqa: E402
 
 CLASS_NAMES = ["road", "sidewalk", "car", "pole"]
 PALETTE = np.array([[128, 64, 128], [244, 35, 232], [0, 0, 142], [153, 153, 153]], np.uint8)
@@ -320,3 +320,41 @@ def test_pixel_bsd_composite_paints_kl_only_where_knowledge_moves():
     # a fixed vmax: a smaller KL is drawn darker
     darker = maps.plot_pixel_bsd(image, cnn, vit, both_right, both_wrong, kl / 5, valid, vmax=1.0)
     assert color_at(darker, darker.axes[2], 1, 4).sum() < color_at(fig, kl_ax, 1, 4).sum()
+
+
+# ---- results ---------------------------------------------------------------------------------
+
+def results_frame():
+    import pandas as pd
+
+    rows = []
+    for configuration, base in (("independent", 0.5), ("collab", 0.6)):
+        for seed in (0, 1):
+            row = {"configuration": configuration, "seed": seed, "cnn_miou": base + 0.01 * seed, "vit_miou": base - 0.1}
+            for k, name in enumerate(CLASS_NAMES):
+                row[f"cnn_iou/{name}"] = base + 0.1 * k
+                row[f"vit_iou/{name}"] = None if name == "pole" else base
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_miou_by_configuration_draws_every_seed_and_the_mean():
+    fig = results.plot_miou_by_configuration(results_frame())
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["independent", "collab"]
+    bar_heights = sorted(round(p.get_height(), 3) for p in ax.patches if p.get_height() > 0)
+    assert bar_heights == [0.4, 0.5, 0.505, 0.605]  # means over the two seeds
+    dots = sum(len(c.get_offsets()) for c in ax.collections)
+    assert dots == 8  # 2 configurations x 2 seeds x 2 students
+
+
+def test_per_class_gain_against_independent():
+    gains = results.per_class_gain(results_frame(), "cnn", CLASS_NAMES)
+    assert list(gains.index) == ["collab"]
+    np.testing.assert_allclose(gains.loc["collab"].values, [0.1] * 4)
+    vit = results.per_class_gain(results_frame(), "vit", CLASS_NAMES)
+    assert np.isnan(vit.loc["collab", "pole"])
+    with pytest.raises(ValueError, match="no 'dml' runs"):
+        results.per_class_gain(results_frame(), "cnn", CLASS_NAMES, reference="dml")
+    fig = results.plot_per_class_gain(results_frame(), "cnn", CLASS_NAMES, classes=["road", "car"])
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["road", "car"]

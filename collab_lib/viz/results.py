@@ -1,0 +1,76 @@
+"""Comparing runs: methods, ablations and seeds (input: `collab_lib.experiments.collect_results`).
+
+`df` has one row per run: configuration, seed, cnn_miou, vit_miou (0..1, test
+split when evaluated) and per-class IoU columns `cnn_iou/<class>`, `vit_iou/<class>`.
+"""
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .bars import select_classes
+from .maps import CNN_COLOR, VIT_COLOR
+
+STUDENTS = (("cnn", "CNN", CNN_COLOR), ("vit", "ViT", VIT_COLOR))
+
+
+def long_miou(df):
+    """df -> long table with columns configuration, seed, student ("CNN"/"ViT"), miou."""
+    import pandas as pd
+
+    parts = [pd.DataFrame({"configuration": df["configuration"], "seed": df["seed"], "student": name,
+                           "miou": df[f"{key}_miou"].astype(float)}) for key, name, _ in STUDENTS]
+    return pd.concat(parts, ignore_index=True)
+
+
+def plot_miou_by_configuration(df, order=None, title=None) -> plt.Figure:
+    """Each run as a dot, the mean over seeds as a bar, per configuration and student (seaborn)."""
+    import seaborn as sns
+
+    data = long_miou(df)
+    order = order or list(dict.fromkeys(df["configuration"]))
+    palette = {name: color for _, name, color in STUDENTS}
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(order) + 2), 3.6))
+    sns.barplot(data=data, x="configuration", y="miou", hue="student", order=order, palette=palette,
+                errorbar=None, alpha=0.45, ax=ax)
+    sns.stripplot(data=data, x="configuration", y="miou", hue="student", order=order, palette=palette,
+                  dodge=True, size=5, edgecolor="black", linewidth=0.5, ax=ax, legend=False)
+    ax.set_ylabel("mIoU")
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", rotation=30)
+    finite = data["miou"].dropna()
+    if len(finite):
+        ax.set_ylim(max(0.0, finite.min() - 0.05), min(1.0, finite.max() + 0.05))
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(title or "mIoU per configuration (dots: seeds, bars: mean)")
+    fig.tight_layout()
+    return fig
+
+
+def per_class_gain(df, student: str, class_names, reference: str = "independent"):
+    """Mean per-class IoU of each configuration minus `reference`'s, for one student ("cnn"/"vit").
+
+    Returns a DataFrame (configurations other than the reference x classes); NaN where a class has no IoU.
+    """
+    columns = [f"{student}_iou/{name}" for name in class_names]
+    means = df.groupby("configuration")[columns].mean(numeric_only=False).astype(float)
+    if reference not in means.index:
+        raise ValueError(f"no {reference!r} runs to compare with; configurations: {', '.join(means.index)}")
+    gains = means.drop(index=reference) - means.loc[reference]
+    gains.columns = list(class_names)
+    return gains
+
+
+def plot_per_class_gain(df, student: str, class_names, reference: str = "independent", classes=None,
+                        title=None) -> plt.Figure:
+    """Heat map of per-class IoU gains over `reference` (points of IoU x100), red = better, blue = worse."""
+    import seaborn as sns
+
+    gains = per_class_gain(df, student, class_names, reference)
+    gains = gains[[class_names[i] for i in select_classes(list(class_names), classes)]] * 100
+    limit = float(np.nanmax(np.abs(gains.values))) if np.isfinite(gains.values).any() else 1.0
+    fig, ax = plt.subplots(figsize=(0.65 * gains.shape[1] + 3, 0.45 * max(len(gains), 1) + 1.6))
+    sns.heatmap(gains, cmap="RdBu_r", center=0.0, vmin=-limit, vmax=limit, annot=True, fmt=".1f",
+                cbar_kws={"label": "IoU gain (points)"}, ax=ax)
+    ax.set_title(title or f"{student.upper()} per-class IoU gain over {reference}")
+    ax.set_ylabel("")
+    fig.tight_layout()
+    return fig
