@@ -141,9 +141,11 @@ def nll_map(log_probs: torch.Tensor, target: torch.Tensor, ignore_index: int):
 def kl_map(log_p_teacher: torch.Tensor, log_p_student: torch.Tensor) -> torch.Tensor:
     """KL(p_teacher || p_student) per pixel, in nats: (B, K, H, W) log-probs -> (B, H, W).
 
-    The caller decides about stop-gradient (pass `log_p_teacher.detach()`).
+    The caller decides about stop-gradient (pass `log_p_teacher.detach()`): then the
+    teacher's probabilities are a constant and autograd records only the
+    student's side (one product in the backward, no second exp as in F.kl_div).
     """
-    return F.kl_div(log_p_student, log_p_teacher, reduction="none", log_target=True).sum(1)
+    return (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(1)
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -193,7 +195,10 @@ def feature_distance(student: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     if student.shape != target.shape:
         raise ValueError(f"feature_distance: student {tuple(student.shape)} vs target {tuple(target.shape)}")
     with float32_zone(student):
-        return (channel_norm(student) - channel_norm(target)).pow(2).mean(dim=-1)
+        with torch.no_grad():  # the target is a constant: normalised without building a graph
+            target = channel_norm(target)
+        # F.mse_loss(reduction='none') is (a - b)^2 elementwise, one op forward and one backward (cheaper than .sub().pow(2)).
+        return F.mse_loss(channel_norm(student), target, reduction="none").mean(dim=-1)
 
 
 def region_pool(maps: torch.Tensor, cell: int) -> torch.Tensor:
