@@ -116,6 +116,28 @@ def test_ramp_and_weights(students, batch, outputs):
     assert t["loss"].item() == pytest.approx((t["ce_cnn"] + t["ce_vit"] + 2.0 * t["dml"]).item(), rel=1e-5)
 
 
+def test_collab_terms_equal_the_losses_computed_on_their_own(students, batch, outputs):
+    """CollaborativeLoss shares one log-softmax per student between CE, region and pixel BSD: same values, same gradients."""
+    cnn, vit = students
+    y = batch[1]
+    out_c, out_v = map(detached, outputs)
+    torch.manual_seed(2)
+    loss_fn = CollaborativeLoss(cnn, vit, method="collab", warmup=0.0)
+    total, terms = loss_fn(out_c, out_v, y)
+    region, _ = loss_fn.region(out_c.embed, out_v.embed, out_c.logits, out_v.logits, y)
+    pixel, _ = loss_fn.pixel(out_c.logits, out_v.logits, y)
+    hfd, _ = loss_fn.hfd(out_c.low, out_v.low)
+    ce_c, ce_v = losses.segmentation_ce(out_c.logits, y), losses.segmentation_ce(out_v.logits, y)
+    torch.testing.assert_close(terms["ce_cnn"], ce_c.detach())
+    torch.testing.assert_close(terms["region"], region.detach())
+    torch.testing.assert_close(terms["pixel"], pixel.detach())
+    alone = ce_c + ce_v + 0.1 * hfd + 0.1 * region + 1.0 * pixel
+    torch.testing.assert_close(total, alone)
+    tensors = [out_c.logits, out_v.logits, out_c.embed, out_v.embed, *loss_fn.parameters()]
+    for a, b in zip(torch.autograd.grad(total, tensors), torch.autograd.grad(alone, tensors)):
+        torch.testing.assert_close(a, b)
+
+
 def test_ablation_switches_build_only_what_is_used(students):
     cnn, vit = students
     loss_fn = CollaborativeLoss(cnn, vit, use_hfd=False, use_region=False)

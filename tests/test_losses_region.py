@@ -186,3 +186,31 @@ def test_golden_value_against_loop_reference(label_size):
     assert min(counts) > 0 and info["direction"][1, 0, 0] == 0
     assert [(info["direction"] == 1).sum().item(), (info["direction"] == -1).sum().item()] == counts
     assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("label_size", [(10, 14), (11, 13)])
+def test_precomputed_ce_maps_give_the_same_result(label_size):
+    """ce_maps= (what CollaborativeLoss shares with its CE term) changes nothing: loss, info, gradients."""
+    g = torch.Generator().manual_seed(4)
+    embed_c = torch.randn(2, 6, 5, 7, generator=g).requires_grad_(True)
+    embed_v = torch.randn(2, 5, 5, 7, generator=g).requires_grad_(True)
+    logits_c = torch.randn(2, 4, 5, 7, generator=g) * 2
+    logits_v = torch.randn(2, 4, 5, 7, generator=g) * 2
+    label = torch.randint(0, 4, (2, *label_size), generator=g)
+    label[torch.rand(2, *label_size, generator=g) < 0.2] = IGNORE
+    label[1, :4, :4] = IGNORE
+    loss_fn = RegionBSDLoss(6, 5, region_size=2)
+    loss, info = loss_fn(embed_c, embed_v, logits_c, logits_v, label)
+    up = lambda z: F.interpolate(z, size=label_size, mode="bilinear", align_corners=False)  # noqa: E731
+    ce_maps = tuple(F.cross_entropy(up(z), label, ignore_index=IGNORE, reduction="none") for z in (logits_c, logits_v))
+    shared, shared_info = loss_fn(embed_c, embed_v, logits_c, logits_v, label, ce_maps=ce_maps)
+    assert (info["direction"] == 1).any() and (info["direction"] == -1).any()
+    torch.testing.assert_close(shared, loss)
+    assert set(shared_info) == set(info)
+    for key, value in info.items():
+        torch.testing.assert_close(shared_info[key], value, equal_nan=True, msg=key)
+    params = [embed_c, embed_v, *loss_fn.parameters()]
+    for a, b in zip(torch.autograd.grad(shared, params), torch.autograd.grad(loss, params)):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match=r"ce_maps\[1\]: expected a per-pixel CE map"):
+        loss_fn(embed_c, embed_v, logits_c, logits_v, label, ce_maps=(ce_maps[0], ce_maps[1][:1]))

@@ -14,9 +14,10 @@ bilinearly upsampled logits against the labels, float32, mean over valid
 pixels (0, not NaN, for a batch with no valid pixel).
 """
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ._common import check_logits_pair, float32_zone, masked_mean, pixel_ce, upsample_logits
+from ._common import check_logits_pair, float32_zone, masked_mean, nll_map, pixel_ce, upsample_logits
 from .dml import DMLLoss
 from .hfd import HFDLoss
 from .kdcl import KDCLLoss
@@ -106,11 +107,15 @@ class CollaborativeLoss(nn.Module):
         _check_student("out_vit", out_vit, "vit")
         check_logits_pair(out_cnn.logits, out_vit.logits, target)
         # Upsample each student's logits once (float32); the sub-losses see label-sized logits and skip their own resize.
+        # Likewise one log-softmax per student: its per-pixel CE is the CE term (what segmentation_ce computes),
+        # and the BSD decisions read the same CE maps (detached) instead of computing them again.
         with float32_zone(out_cnn.logits):
             logits_cnn = upsample_logits(out_cnn.logits, target.shape[-2:])
             logits_vit = upsample_logits(out_vit.logits, target.shape[-2:])
-        ce_cnn = segmentation_ce(logits_cnn, target, self.ignore_index)
-        ce_vit = segmentation_ce(logits_vit, target, self.ignore_index)
+            log_probs = F.log_softmax(logits_cnn, dim=1), F.log_softmax(logits_vit, dim=1)
+            ce_map_cnn, valid = nll_map(log_probs[0], target, self.ignore_index)
+            ce_map_vit, _ = nll_map(log_probs[1], target, self.ignore_index)
+            ce_cnn, ce_vit = masked_mean(ce_map_cnn, valid), masked_mean(ce_map_vit, valid)
         terms = {"ce_cnn": ce_cnn.detach(), "ce_vit": ce_vit.detach()}
         infos, raw = {}, {}
 
@@ -118,9 +123,11 @@ class CollaborativeLoss(nn.Module):
             raw["hfd"], infos["hfd"] = self.hfd(out_cnn.low, out_vit.low)
             terms["hfd_cnn_learns"], terms["hfd_vit_learns"] = infos["hfd"]["cnn_learns"], infos["hfd"]["vit_learns"]
         if "region" in self.weights:
-            raw["region"], infos["region"] = self.region(out_cnn.embed, out_vit.embed, logits_cnn, logits_vit, target)
+            raw["region"], infos["region"] = self.region(
+                out_cnn.embed, out_vit.embed, logits_cnn, logits_vit, target, ce_maps=(ce_map_cnn, ce_map_vit)
+            )
         if "pixel" in self.weights:
-            raw["pixel"], infos["pixel"] = self.pixel(logits_cnn, logits_vit, target)
+            raw["pixel"], infos["pixel"] = self.pixel(logits_cnn, logits_vit, target, log_probs=log_probs)
         if "dml" in self.weights:
             raw["dml"], infos["dml"] = self.dml(logits_cnn, logits_vit, target)
         if "kdcl" in self.weights:

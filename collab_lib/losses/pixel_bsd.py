@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import check_logits_pair, float32_zone, fraction, kl_map, masked_mean, nll_map, pixel_ce, upsample_logits
+from ._common import check_logits_pair, float32_zone, fraction, kl_map, masked_mean, nll_map, upsample_logits
 
 
 def is_correct(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -43,6 +43,12 @@ class PixelBSDLoss(nn.Module):
         "loss_cnn_teaches", "loss_vit_teaches"  0-dim, each direction's term (times T^2)
         "frac_cnn_teaches", "frac_vit_teaches", "frac_both_right", "frac_both_wrong"
                    0-dim, shares of the valid pixels
+
+    Optional `log_probs=(log_p_cnn, log_p_vit)`: F.log_softmax over classes of
+    exactly these logits at label resolution (float32, (B, K, H, W), with their
+    graph), as CollaborativeLoss has already computed them for its CE term. The
+    decision reads each pixel's CE from them and, at T = 1, the transfer uses
+    them as p^T: nothing is computed twice, the result is the same.
     """
 
     def __init__(self, temperature: float = 1.0, require_correct: bool = True, ignore_index: int = 255):
@@ -51,24 +57,28 @@ class PixelBSDLoss(nn.Module):
             raise ValueError(f"temperature: expected > 0, got {temperature!r}")
         self.temperature, self.require_correct, self.ignore_index = float(temperature), require_correct, ignore_index
 
-    def forward(self, logits_cnn, logits_vit, target):
+    def forward(self, logits_cnn, logits_vit, target, log_probs=None):
         check_logits_pair(logits_cnn, logits_vit, target)
         T = self.temperature
         with float32_zone(logits_cnn):
             z_c = upsample_logits(logits_cnn, target.shape[-2:])
             z_v = upsample_logits(logits_vit, target.shape[-2:])
+            if log_probs is None:
+                log_probs = F.log_softmax(z_c, dim=1), F.log_softmax(z_v, dim=1)
+            elif not all(isinstance(lp, torch.Tensor) and lp.shape == z_c.shape for lp in log_probs):
+                shapes = [tuple(lp.shape) if isinstance(lp, torch.Tensor) else type(lp).__name__ for lp in log_probs]
+                raise ValueError(f"log_probs: expected two log-probability maps of shape {tuple(z_c.shape)}, got {shapes}")
 
-            # Softened log-probabilities for the transfer (at T = 1 they also give the CE below).
-            log_p_c, log_p_v = F.log_softmax(z_c / T, dim=1), F.log_softmax(z_v / T, dim=1)
+            # Softened log-probabilities for the transfer (at T = 1: the plain log-softmax).
+            if T == 1.0:
+                log_p_c, log_p_v = log_probs
+            else:
+                log_p_c, log_p_v = F.log_softmax(z_c / T, dim=1), F.log_softmax(z_v / T, dim=1)
 
-            # The decision: a few lines of tensor code, no gradient.
+            # The decision: a few lines of tensor code, no gradient. CE at T = 1, against the label.
             with torch.no_grad():
-                if T == 1.0:
-                    ce_c, valid = nll_map(log_p_c, target, self.ignore_index)
-                    ce_v, _ = nll_map(log_p_v, target, self.ignore_index)
-                else:
-                    ce_c, valid = pixel_ce(z_c, target, self.ignore_index)
-                    ce_v, _ = pixel_ce(z_v, target, self.ignore_index)
+                ce_c, valid = nll_map(log_probs[0], target, self.ignore_index)
+                ce_v, _ = nll_map(log_probs[1], target, self.ignore_index)
                 right_c, right_v = is_correct(z_c, target, valid), is_correct(z_v, target, valid)
                 reliable_c = right_c if self.require_correct else valid
                 reliable_v = right_v if self.require_correct else valid

@@ -54,6 +54,12 @@ class RegionBSDLoss(nn.Module):
         "frac_cnn_teaches", "frac_vit_teaches"  0-dim, share of the valid regions
     After a forward, `self.region_pixels` is the side of a region in label pixels
     (region_size * stride), for `regions_to_pixels`.
+
+    Optional `ce_maps=(ce_cnn, ce_vit)`: each student's per-pixel CE at label
+    resolution (B, H, W), 0 at ignored pixels, of exactly these logits (upsampled
+    bilinearly), as CollaborativeLoss has already computed them for its CE term.
+    The decision then reads them (detached) instead of computing them again; the
+    result is the same.
     """
 
     def __init__(self, cnn_channels: int, vit_channels: int, region_size: int = 8, ignore_index: int = 255):
@@ -68,7 +74,7 @@ class RegionBSDLoss(nn.Module):
         self.to_vit = nn.Linear(cnn_channels, vit_channels)  # CNN learns when the ViT teaches
         self.region_pixels = None
 
-    def forward(self, embed_cnn, embed_vit, logits_cnn, logits_vit, target):
+    def forward(self, embed_cnn, embed_vit, logits_cnn, logits_vit, target, ce_maps=None):
         check_map("embed_cnn", embed_cnn, self.cnn_channels)
         check_map("embed_vit", embed_vit, self.vit_channels)
         check_map("logits_cnn", logits_cnn, what="logit map")
@@ -82,6 +88,11 @@ class RegionBSDLoss(nn.Module):
         label_stride("logits_cnn", logits_cnn, target)
         label_stride("logits_vit", logits_vit, target)
         check_aspect("embed_vit", embed_vit.shape[-2:], "embed_cnn", embed_cnn.shape[-2:])
+        if ce_maps is not None:
+            for name, ce in zip(("ce_maps[0]", "ce_maps[1]"), ce_maps):
+                if not isinstance(ce, torch.Tensor) or ce.shape != target.shape:
+                    shape = tuple(ce.shape) if isinstance(ce, torch.Tensor) else type(ce).__name__
+                    raise ValueError(f"{name}: expected a per-pixel CE map of the target's shape {tuple(target.shape)}, got {shape}")
         h, w = embed_cnn.shape[-2:]
         embed_vit = resize_to(embed_vit, (h, w))
         cell = self.region_size * stride  # side of a region in label pixels
@@ -89,9 +100,13 @@ class RegionBSDLoss(nn.Module):
 
         # 1. Who is reliable where: mean CE per region over valid pixels. A decision, not a loss.
         with torch.no_grad(), float32_zone(logits_cnn):
-            size = target.shape[-2:]
-            ce_c, valid = pixel_ce(upsample_logits(logits_cnn.detach(), size), target, self.ignore_index)
-            ce_v, _ = pixel_ce(upsample_logits(logits_vit.detach(), size), target, self.ignore_index)
+            if ce_maps is None:
+                size = target.shape[-2:]
+                ce_c, valid = pixel_ce(upsample_logits(logits_cnn.detach(), size), target, self.ignore_index)
+                ce_v, _ = pixel_ce(upsample_logits(logits_vit.detach(), size), target, self.ignore_index)
+            else:  # the same maps, already computed by the caller
+                ce_c, ce_v = (ce.detach().float() for ce in ce_maps)
+                valid = target != self.ignore_index
             grid = (h * stride, w * stride)  # label pixels under the feature grid
             region_ce, region_valid = region_weighted_mean(
                 fit_to(torch.stack([ce_c, ce_v], dim=1), grid), fit_to(valid.float(), grid), cell
