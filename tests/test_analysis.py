@@ -55,3 +55,22 @@ def test_report_from_a_real_tiny_grid(tmp_path):
     assert (tmp_path / "summary.png").stat().st_size > 5000
     with pytest.raises(FileNotFoundError, match="no finished run"):
         write_report(tmp_path / "empty")
+
+
+def test_complementarity_leads_only_beyond_the_seed_spread():
+    import pandas as pd
+
+    from collab_lib.analysis import complementarity_table
+
+    rows = []
+    for seed, (road_c, road_v, car_c, car_v, sky_c, sky_v) in enumerate([(0.80, 0.85, 0.40, 0.10, 0.70, 0.71),
+                                                                        (0.81, 0.86, 0.42, 0.12, 0.72, 0.70)]):
+        rows.append({"configuration": "independent", "seed": seed, "cnn_iou/road": road_c, "vit_iou/road": road_v,
+                     "cnn_iou/car": car_c, "vit_iou/car": car_v, "cnn_iou/sky": sky_c, "vit_iou/sky": sky_v})
+    rows.append({"configuration": "collab", "seed": 0, "cnn_iou/road": 0.0, "vit_iou/road": 1.0,
+                 "cnn_iou/car": 0.0, "vit_iou/car": 1.0, "cnn_iou/sky": 0.0, "vit_iou/sky": 1.0})  # not read
+    table = complementarity_table(pd.DataFrame(rows))
+    assert table.loc["road", "lead"] == "vit" and table.loc["car", "lead"] == "cnn"
+    assert table.loc["sky", "lead"] == "-"  # 0.71 vs 0.705: inside the spread
+    assert table.loc["car", "gap"] == pytest.approx(0.30)
+    assert table.loc["road", "cnn_mean"] == pytest.approx(0.805)

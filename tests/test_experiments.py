@@ -110,3 +110,43 @@ def test_a_run_claimed_by_a_live_process_is_skipped_and_a_stale_lock_taken_over(
     assert str(tmp_path / "independent" / "seed0") not in seen
     assert str(tmp_path / "dml" / "seed0") in seen and len(seen) == 3
     assert not (tmp_path / "dml" / "seed0" / "grid.lock").exists()  # released after training
+
+
+@pytest.mark.parametrize("recipe", ["cpu", "cpu-v1"])
+def test_committed_results_were_made_by_the_recipe_of_their_folder(recipe):
+    """results/<recipe>/ holds what that recipe trains: every committed run's config.json agrees with the
+    recipe's base, its configuration and its seed (a recipe changed without re-running the grid fails here)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "results" / recipe
+    configs = sorted(root.glob("*/seed*/config.json"))
+    if not configs:
+        pytest.skip(f"no committed results in {root}")
+    plan = RECIPES[recipe]
+    for path in configs:
+        configuration, seed = path.parent.parent.name, int(path.parent.name[len("seed"):])
+        assert configuration in plan.configurations and seed in plan.seeds, path
+        saved = json.loads(path.read_text())["config"]
+        expected = {**plan.base, **CONFIGURATIONS[configuration], "seed": seed}
+        for key, value in expected.items():
+            value = list(value) if isinstance(value, tuple) else value
+            assert saved[key] == value, f"{path}: {key}={saved[key]!r}, recipe {recipe!r} says {value!r}"
+
+
+def test_describe_runs_names_what_each_run_changed_and_shows_only_val(tmp_path):
+    from collab_lib.experiments import describe_runs
+
+    base = {**RECIPES["cpu"].base, "run_dir": "x", "seed": 0}
+    for name, changes in (("plain", {}), ("fast", {"lr_cnn": 0.5, "image_size": [128, 256]})):
+        run = tmp_path / name / "collab" / "seed0"
+        run.mkdir(parents=True)
+        config = {k: list(v) if isinstance(v, tuple) else v for k, v in {**base, **changes}.items()}
+        (run / "config.json").write_text(json.dumps({"config": config}))
+        (run / "metrics.json").write_text(json.dumps({
+            "final_val": {"cnn": {"miou": 0.4012}, "vit": {"miou": 0.3777}},
+            "test": {"cnn": {"miou": 0.9999}, "vit": {"miou": 0.9999}}}))
+    rows = {line.split(" |")[0].strip("| "): line for line in describe_runs(tmp_path, "cpu").splitlines()[2:]}
+    assert "lr_cnn=0.5" in rows["fast/collab/seed0 (seed 0)"] and "image_size=[128, 256]" in rows["fast/collab/seed0 (seed 0)"]
+    assert "| - |" in rows["plain/collab/seed0 (seed 0)"]  # nothing changed
+    assert all("40.1" in row and "37.8" in row and "99.9" not in row for row in rows.values())
+    assert base["lr_cnn"] != 0.5
