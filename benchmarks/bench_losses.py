@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=11)
     parser.add_argument("--cnn", default="deeplabv3plus_resnet18")
     parser.add_argument("--vit", default="segformer_b0")
+    parser.add_argument("--decoder-channels", type=int, default=256,
+                        help="width of both decoders (256: the students' standard; the CPU recipe trains with 128)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations per method first")
     parser.add_argument("--repeats", type=int, default=7)
@@ -48,7 +50,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cnn, vit = build_student(args.cnn, args.classes), build_student(args.vit, args.classes)
+    width = args.decoder_channels  # as the trainer builds them: ASPP and decoder of the CNN, all-MLP decoder of the ViT
+    cnn = build_student(args.cnn, args.classes, aspp_channels=width, decoder_channels=width)
+    vit = build_student(args.vit, args.classes, decoder_channels=width)
     x = torch.randn(args.batch, 3, args.size, args.size)
     y = torch.randint(0, args.classes, (args.batch, args.size, args.size))
     y[:, : args.size // 8] = 255  # some ignore, as in real labels
@@ -84,7 +88,7 @@ def main() -> None:
 
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"threads {args.threads}, cuda available: {torch.cuda.is_available()}")
-    print(f"setup: batch {args.batch}, {args.size}x{args.size}, {args.cnn} + {args.vit}, {args.classes} classes, "
+    print(f"setup: batch {args.batch}, {args.size}x{args.size}, {args.cnn} + {args.vit}, decoders {args.decoder_channels} wide, {args.classes} classes, "
           f"{args.warmup} warm-up + {args.repeats} timed repeats per method, interleaved; median (min-max) in ms")
     for name, times in results.items():
         for m in METHODS:
