@@ -134,6 +134,15 @@ def write_report(root, teaching_split: str = "test") -> Path:
         for name, row in per_class.iterrows():
             lines.append(f"| {name} | " + " | ".join(_fmt(v) for v in row) + " |")
         lines.append("")
+        gains = {f"{c}/{st}": per_class[f"{c}/{st}"] - per_class[f"independent/{st}"]
+                 for c in ("dml", "kdcl", "collab") for st in ("cnn", "vit")
+                 if f"{c}/{st}" in per_class.columns and f"independent/{st}" in per_class.columns}
+        if gains:
+            lines += ["## Per-class gain over independent (test IoU points, mean over seeds)", "",
+                      "| class | " + " | ".join(gains) + " |", "|---|" + "---|" * len(gains)]
+            for name in per_class.index:
+                lines.append(f"| {name} | " + " | ".join(_fmt(g[name], sign=True) for g in gains.values()) + " |")
+            lines.append("")
     if (df.configuration == "independent").any():
         table = complementarity_table(df)
         runs = int((df.configuration == "independent").sum())

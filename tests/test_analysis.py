@@ -53,6 +53,17 @@ def test_report_from_a_real_tiny_grid(tmp_path):
     assert "| independent | 1 |" in text and "| collab | 1 |" in text
     assert "Which classes each student teaches" in text and "| pole |" in text
     assert (tmp_path / "summary.png").stat().st_size > 5000
+    assert "## Complementarity" in text
+    # The gain table's road row says collab minus independent, per student, from the runs' own numbers.
+    from collab_lib.experiments import collect_results
+
+    df = collect_results(tmp_path).set_index("configuration")
+    header = next(line for line in text.splitlines() if line.startswith("| class | dml/cnn") or line.startswith("| class | collab/cnn"))
+    road = next(line for line in text.split("## Per-class gain")[1].splitlines() if line.startswith("| road |"))
+    cells = dict(zip([c.strip() for c in header.strip("|").split("|")[1:]], [c.strip() for c in road.strip("|").split("|")[1:]]))
+    for student in ("cnn", "vit"):
+        gain = 100 * (df.loc["collab", f"{student}_iou/road"] - df.loc["independent", f"{student}_iou/road"])
+        assert cells[f"collab/{student}"] == f"{gain:+.1f}"
     with pytest.raises(FileNotFoundError, match="no finished run"):
         write_report(tmp_path / "empty")
 
