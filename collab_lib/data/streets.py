@@ -6,6 +6,10 @@ exist so a course runs anywhere in minutes with no download, and they are
 built so that a CNN student and a ViT student each have something to be good
 at: context classes that only layout separates (road and sidewalk share one
 appearance in most scenes) and thin, small classes (poles, signs, far people).
+Measured on the kit's CPU recipe (64x128, 50 scenes, 400 steps, from scratch,
+3 seeds; README "Data"): independently trained, the ViT leads on road, sidewalk
+and vegetation, the CNN on car and sky; poles, signs and people are learned by
+neither at that budget.
 
 Splits are fixed and finite by default (train 200, val 100, test 250 scenes),
 the regime where online distillation has something to give (method.md, the
