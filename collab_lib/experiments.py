@@ -49,7 +49,7 @@ class Recipe:
 # The CPU recipes: DeepLabV3+-R18 and SegFormer-B0 with both decoders narrowed to
 # 128 channels, 64x128 synthetic scenes, a small finite training set, 400 steps of batch 8, one thread
 # per run: about 3-5 minutes a run on a quiet core, so two runs side by side do
-# the 8 x 3 grid in about an hour on a 2-core machine.
+# the 8 x 3 grid in about 40 minutes on a 2-core machine (37 minutes measured, 2026-11-26).
 # cpu-v1 (2026-11-22): the students' usual learning rates (SGD 0.01, AdamW 6e-4); both ended
 #   undertrained and the ViT led on no class (results/cpu-v1).
 # cpu (v2, 2026-11-26): chosen on the val split, one seed each (results/sweeps/README.md):
