@@ -4,12 +4,15 @@ Times, on CPU by default:
   (a) the loss alone: CollaborativeLoss forward + backward given precomputed student outputs;
   (b) one full training step: both students forward, loss, backward, AdamW step
       (students + the loss's projectors and connectors).
-for method independent vs collab (kit defaults). The two methods are timed
+for method independent vs collab (kit defaults). The methods are timed
 interleaved (independent, collab, independent, ...) so that load from other
 processes on a shared machine hits both alike; the median of the repeats is
 reported. Target (issue 3): collab step <= 1.10 x independent step.
+`--dense` adds "collab-dense": collab with RegionBSDLoss(gather_cells=False),
+the accelerator path (connectors on every cell, masked), timed in the same run.
 
     .venv/bin/python benchmarks/bench_losses.py            # batch 8, 128x128, R18 + B0, 11 classes, 2 threads
+    .venv/bin/python benchmarks/bench_losses.py --dense    # also the dense-connector path
 """
 import argparse
 import platform
@@ -25,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from collab_lib.losses import CollaborativeLoss
 from collab_lib.models import build_student
 
-METHODS = ("independent", "collab")
 
 
 def timed(fn) -> float:
@@ -46,7 +48,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations per method first")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--dense", action="store_true", help="also time collab with the dense (accelerator) connector path")
     args = parser.parse_args()
+    methods = ("independent", "collab") + (("collab-dense",) if args.dense else ())
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -56,10 +60,12 @@ def main() -> None:
     x = torch.randn(args.batch, 3, args.size, args.size)
     y = torch.randint(0, args.classes, (args.batch, args.size, args.size))
     y[:, : args.size // 8] = 255  # some ignore, as in real labels
-    losses = {m: CollaborativeLoss(cnn, vit, method=m) for m in METHODS}
+    losses = {m: CollaborativeLoss(cnn, vit, method=m.split("-")[0]) for m in methods}
+    if args.dense:
+        losses["collab-dense"].region.gather_cells = False
     optimisers = {
         m: torch.optim.AdamW(list(cnn.parameters()) + list(vit.parameters()) + list(losses[m].parameters()), lr=1e-4)
-        for m in METHODS
+        for m in methods
     }
     with torch.no_grad():
         fixed = cnn(x), vit(x)
@@ -78,11 +84,11 @@ def main() -> None:
     results = {}
     for name, fn in (("loss", loss_only), ("step", train_step)):
         for _ in range(args.warmup):
-            for m in METHODS:
+            for m in methods:
                 fn(m)
-        times = {m: [] for m in METHODS}
+        times = {m: [] for m in methods}
         for _ in range(args.repeats):
-            for m in METHODS:
+            for m in methods:
                 times[m].append(timed(lambda: fn(m)))
         results[name] = times
 
@@ -91,15 +97,19 @@ def main() -> None:
     print(f"setup: batch {args.batch}, {args.size}x{args.size}, {args.cnn} + {args.vit}, decoders {args.decoder_channels} wide, {args.classes} classes, "
           f"{args.warmup} warm-up + {args.repeats} timed repeats per method, interleaved; median (min-max) in ms")
     for name, times in results.items():
-        for m in METHODS:
+        for m in methods:
             t = times[m]
             print(f"{name:5s} {m:12s} {1e3 * statistics.median(t):9.1f}  ({1e3 * min(t):.1f}-{1e3 * max(t):.1f})")
-    step = {m: statistics.median(results["step"][m]) for m in METHODS}
-    loss = {m: statistics.median(results["loss"][m]) for m in METHODS}
+    step = {m: statistics.median(results["step"][m]) for m in methods}
+    loss = {m: statistics.median(results["loss"][m]) for m in methods}
     ratios = [c / i for c, i in zip(results["step"]["collab"], results["step"]["independent"])]
     print(f"collab loss overhead vs independent loss: {1e3 * (loss['collab'] - loss['independent']):.1f} ms per step")
     print(f"collab/independent step ratio (medians): {step['collab'] / step['independent']:.3f}  (target <= 1.10)")
     print(f"collab/independent step ratio (median of paired repeats): {statistics.median(ratios):.3f}")
+    if args.dense:
+        dense = [c / i for c, i in zip(results["step"]["collab-dense"], results["step"]["independent"])]
+        print(f"collab-dense/independent step ratio (medians): {step['collab-dense'] / step['independent']:.3f}; "
+              f"paired: {statistics.median(dense):.3f}")
 
 
 if __name__ == "__main__":

@@ -213,6 +213,35 @@ def test_embed_vit_of_another_size_is_resized_to_the_cnn_grid():
     assert info["direction"].shape == (1, 4, 4) and torch.isfinite(loss)
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_no_data_dependent_op_off_the_cpu(method):
+    """Every method's loss, forward and backward, runs on 'meta' tensors (shapes only, no values): so off
+    the CPU nothing in it reads a value from the device or picks a size from the data (either would make
+    the host wait for an accelerator every step). The CPU-only gather of RegionBSDLoss is the one
+    data-dependent op, and it is taken on the CPU only."""
+    from types import SimpleNamespace
+
+    from collab_lib.models import StudentOutput
+
+    cnn = SimpleNamespace(kind="cnn", low_channels=8, embed_channels=12)
+    vit = SimpleNamespace(kind="vit", low_channels=4, embed_channels=10)
+    loss_fn = CollaborativeLoss(cnn, vit, method=method, region_size=4).to("meta")
+
+    def output(kind, low, embed):
+        return StudentOutput(*(torch.empty(2, c, 16, 16, device="meta", requires_grad=True) for c in (low, embed, K)), kind)
+
+    outs = output("cnn", 8, 12), output("vit", 4, 10)
+    target = torch.empty(2, 64, 64, dtype=torch.long, device="meta")
+    total, terms = loss_fn(*outs, target)
+    total.backward()
+    assert total.device.type == "meta" and all(out.logits.grad is not None for out in outs)
+    if method == "collab":  # every feature term ran; and the check can fail: the gather, forced off the CPU, is caught
+        assert all(t.grad is not None for out in outs for t in (out.low, out.embed))
+        loss_fn.region.gather_cells = True
+        with pytest.raises(NotImplementedError):
+            loss_fn(*outs, target)
+
+
 def test_hot_path_has_no_host_device_sync():
     """No .item(), .tolist(), .cpu(), bool(tensor) style reads in the loss sources."""
     source = "\n".join(p.read_text() for p in Path(losses.__file__).parent.glob("*.py"))

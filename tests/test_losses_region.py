@@ -214,3 +214,45 @@ def test_precomputed_ce_maps_give_the_same_result(label_size):
         torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match=r"ce_maps\[1\]: expected a per-pixel CE map"):
         loss_fn(embed_c, embed_v, logits_c, logits_v, label, ce_maps=(ce_maps[0], ce_maps[1][:1]))
+
+
+def test_gathered_and_dense_connectors_agree():
+    """gather_cells=True (the CPU path: connectors on the learning cells only) and False (the accelerator
+    path: connectors on every cell, masked) give the same loss, info and gradients, also with a partial
+    last region row/column and with cells that transfer nothing."""
+    g = torch.Generator().manual_seed(5)
+    embed_c = torch.randn(3, 6, 7, 9, generator=g).requires_grad_(True)  # 7x9 cells, regions 3x3: partial last ones
+    embed_v = torch.randn(3, 5, 7, 9, generator=g).requires_grad_(True)
+    logits_c = (torch.randn(3, 4, 7, 9, generator=g) * 2).requires_grad_(True)
+    logits_v = (torch.randn(3, 4, 7, 9, generator=g) * 2).requires_grad_(True)
+    label = torch.randint(0, 4, (3, 28, 36), generator=g)
+    label[2, :12, :12] = IGNORE  # a region that transfers nothing
+    results = {}
+    for gather in (True, False):
+        loss_fn = RegionBSDLoss(6, 5, region_size=3, gather_cells=gather)
+        torch.manual_seed(0)  # the same connectors both times
+        loss_fn.to_cnn.reset_parameters(), loss_fn.to_vit.reset_parameters()
+        loss, info = loss_fn(embed_c, embed_v, logits_c, logits_v, label)
+        params = [embed_c, embed_v, *loss_fn.parameters()]
+        results[gather] = loss, info, torch.autograd.grad(loss, params)
+    (loss_g, info_g, grads_g), (loss_d, info_d, grads_d) = results[True], results[False]
+    direction = info_g["direction"]
+    assert (direction == 1).any() and (direction == -1).any() and (direction[2, 0, 0] == 0)
+    torch.testing.assert_close(loss_g, loss_d)
+    for key in info_g:
+        torch.testing.assert_close(info_g[key], info_d[key], equal_nan=True, msg=key)
+    for a, b in zip(grads_g, grads_d):
+        torch.testing.assert_close(a, b)
+    # Each direction's per-region d is reported where that direction is chosen and is 0 elsewhere.
+    assert (info_g["dist_vit_learns"][direction == 1] > 0).all() and (info_g["dist_vit_learns"][direction != 1] == 0).all()
+    assert (info_g["dist_cnn_learns"][direction == -1] > 0).all() and (info_g["dist_cnn_learns"][direction != -1] == 0).all()
+    # A learning cell gets a gradient from its connector's direction only: the ViT's embed none under
+    # regions where the ViT teaches or nothing transfers (the region loss alone reaches embed_v only via to_cnn).
+    cells_vit_learns = (direction == 1).repeat_interleave(3, -2).repeat_interleave(3, -1)[:, :7, :9]
+    grad_embed_v = grads_g[1].abs().sum(1)
+    assert (grad_embed_v[~cells_vit_learns] == 0).all() and (grad_embed_v[cells_vit_learns] > 0).all()
+
+
+def test_gather_cells_is_checked():
+    with pytest.raises(ValueError, match="gather_cells: expected None"):
+        RegionBSDLoss(4, 4, gather_cells="yes")

@@ -13,7 +13,7 @@ an MLP-style projector ("MLP") on the CNN->ViT path; the kit implements them as
   = the CNN's channels).
 Every 1x1 conv here is an nn.Linear over channels-last maps (B, h, w, C): the
 same map, one matrix product, and the channel normalisation after it is one
-fused layer_norm (this keeps the collab step within 10% of independent on CPU).
+fused layer_norm (cheaper on a CPU than NCHW means and variances; benchmarks/RESULTS.md has the cost).
 d is `feature_distance` (both sides standardised over channels, then MSE),
 averaged over all locations of the batch. The projectors exist only for
 training: the trainer optimises `HFDLoss.parameters()` with the students.

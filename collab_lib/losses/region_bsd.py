@@ -22,6 +22,13 @@ How the kit lays regions over the labels (the paper is silent):
 - A region's d is the mean of the per-cell `feature_distance` over all its cells
   (also cells whose pixels are partly ignore: the decision used the valid
   pixels, the transfer covers the region).
+- Each connector runs only where its direction is needed, in one of two ways
+  with the same values: on a CPU the cells of the regions that go that way are
+  gathered first (`embed[cells]`), so the connector's matrix products cover
+  only them (about half the work: every cell goes at most one way); on an
+  accelerator the connectors run on every cell and a mask keeps the chosen
+  ones, because a data-dependent gather would make the host wait for the
+  device every step. `gather_cells` overrides the choice.
 - Each direction's mean divides by its own region count; with no region going
   one way that term is exactly 0 (and still in the graph, so both connectors
   get a (zero) gradient every step, as DDP without find_unused_parameters needs).
@@ -48,8 +55,8 @@ class RegionBSDLoss(nn.Module):
         "region_ce_cnn", "region_ce_vit"  float32 mean CE (nats) over the region's valid
                          pixels; NaN where the region has no valid pixel
         "region_valid"   bool, the region has at least one valid pixel
-        "dist_vit_learns", "dist_cnn_learns"  float32 per-region d of each direction
-                         (computed everywhere, used only where that direction is chosen)
+        "dist_vit_learns", "dist_cnn_learns"  float32 per-region d of each direction where
+                         that direction is chosen, 0 elsewhere (not computed there)
         "loss_cnn_teaches", "loss_vit_teaches"  0-dim, each direction's term
         "frac_cnn_teaches", "frac_vit_teaches"  0-dim, share of the valid regions
     After a forward, `self.region_pixels` is the side of a region in label pixels
@@ -60,14 +67,24 @@ class RegionBSDLoss(nn.Module):
     bilinearly), as CollaborativeLoss has already computed them for its CE term.
     The decision then reads them (detached) instead of computing them again; the
     result is the same.
+
+    `gather_cells`: None (default) gathers the learning cells before the connectors
+    on a CPU and masks a dense computation elsewhere; True / False force one way
+    (both give the same loss and gradients).
     """
 
-    def __init__(self, cnn_channels: int, vit_channels: int, region_size: int = 8, ignore_index: int = 255):
+    def __init__(
+        self, cnn_channels: int, vit_channels: int, region_size: int = 8, ignore_index: int = 255,
+        gather_cells: bool | None = None,
+    ):
         super().__init__()
         if region_size < 1:
             raise ValueError(f"region_size: expected an int >= 1, got {region_size!r}")
+        if gather_cells not in (None, True, False):
+            raise ValueError(f"gather_cells: expected None (automatic), True or False, got {gather_cells!r}")
         self.cnn_channels, self.vit_channels = cnn_channels, vit_channels
         self.region_size, self.ignore_index = region_size, ignore_index
+        self.gather_cells = gather_cells
         # Connectors on the learning side only; the target is always the teacher's own embed.
         # 1x1 convs, written as nn.Linear over channels-last maps (the same map, one matrix product).
         self.to_cnn = nn.Linear(vit_channels, cnn_channels)  # ViT learns when the CNN teaches
@@ -117,14 +134,17 @@ class RegionBSDLoss(nn.Module):
             vit_teaches = region_ce_v < region_ce_c  # equal CE: neither
             direction = cnn_teaches.long() - vit_teaches.long()
 
-        # 2. The transfer: the learner's embed through its connector chases the teacher's (detached) embed.
-        # One channels-last copy of each embed serves as the learner's input and (detached) as the target.
-        emb_c, emb_v = channels_last(embed_cnn).contiguous(), channels_last(embed_vit).contiguous()
+        # 2. The transfer, on the cells of the regions that go each way: the learner's embed through
+        # its connector chases the teacher's (detached) embed. d per cell, 0 on the other cells.
+        # One channels-last copy of each embed, as rows (B*h*w, E): the learner's input and (detached) the target.
+        rows_c = channels_last(embed_cnn).reshape(-1, self.cnn_channels)
+        rows_v = channels_last(embed_vit).reshape(-1, self.vit_channels)
         dist = torch.stack([
-            feature_distance(self.to_cnn(emb_v), emb_c.detach()),  # the ViT learns (used where the CNN teaches)
-            feature_distance(self.to_vit(emb_c), emb_v.detach()),  # the CNN learns (used where the ViT teaches)
+            self.transfer_map(self.to_cnn, rows_v, rows_c, region_cells(cnn_teaches, self.region_size, (h, w))),
+            self.transfer_map(self.to_vit, rows_c, rows_v, region_cells(vit_teaches, self.region_size, (h, w))),
         ], dim=1)
-        dist_vit_learns, dist_cnn_learns = region_pool(dist, self.region_size).unbind(1)  # per-region mean d
+        # Per-region mean d: exact where the direction is chosen (all its cells carry d), 0 elsewhere.
+        dist_vit_learns, dist_cnn_learns = region_pool(dist, self.region_size).unbind(1)
         loss_cnn_teaches = masked_mean(dist_vit_learns, cnn_teaches)  # own region count
         loss_vit_teaches = masked_mean(dist_cnn_learns, vit_teaches)
 
@@ -141,6 +161,26 @@ class RegionBSDLoss(nn.Module):
             "frac_vit_teaches": fraction(vit_teaches, region_valid),
         }
         return loss_cnn_teaches + loss_vit_teaches, info
+
+    def transfer_map(self, connector: nn.Module, learner: torch.Tensor, teacher: torch.Tensor, cells: torch.Tensor):
+        """d(connector(learner), sg(teacher)) per cell where `cells` holds, 0 elsewhere.
+
+        learner (N, E_in), teacher (N, E_out): the cells' features as rows, N = B*h*w in
+        the order of cells (B, h, w) bool -> float32 (B, h, w).
+        """
+        gather = self.gather_cells if self.gather_cells is not None else learner.device.type == "cpu"
+        if gather:  # only the learning cells go through the connector (no device to wait for on a CPU)
+            rows = torch.arange(cells.numel(), device=cells.device)[cells.flatten()]  # (n,) indices of the learning cells
+            d = feature_distance(connector(learner.index_select(0, rows)), teacher.detach().index_select(0, rows))
+            return torch.zeros(cells.numel(), dtype=d.dtype, device=d.device).index_copy(0, rows, d).view(cells.shape)
+        d = feature_distance(connector(learner), teacher.detach()).view(cells.shape)
+        return torch.where(cells, d, torch.zeros_like(d))
+
+
+def region_cells(region_mask: torch.Tensor, region_size: int, size) -> torch.Tensor:
+    """A (B, Hr, Wr) region mask on the feature cells it covers: (B, h, w), region_size x region_size each."""
+    cells = region_mask.repeat_interleave(region_size, dim=-2).repeat_interleave(region_size, dim=-1)
+    return cells[..., : size[0], : size[1]]  # a partial last region covers only the cells that exist
 
 
 def regions_to_pixels(region_map: torch.Tensor, region_pixels: int, size) -> torch.Tensor:
