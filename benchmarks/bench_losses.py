@@ -9,10 +9,13 @@ interleaved (independent, collab, independent, ...) so that load from other
 processes on a shared machine hits both alike; the median of the repeats is
 reported. Target (issue 3): collab step <= 1.10 x independent step.
 `--dense` adds "collab-dense": collab with RegionBSDLoss(gather_cells=False),
-the accelerator path (connectors on every cell, masked), timed in the same run.
+the accelerator path (connectors on every cell, masked), timed in the same run;
+`--terms` adds collab with one term only ("hfd-only", "region-only", "pixel-only"),
+to see what each term costs.
 
     .venv/bin/python benchmarks/bench_losses.py            # batch 8, 128x128, R18 + B0, 11 classes, 2 threads
     .venv/bin/python benchmarks/bench_losses.py --dense    # also the dense-connector path
+    .venv/bin/python benchmarks/bench_losses.py --terms    # also each collab term alone
 """
 import argparse
 import platform
@@ -49,8 +52,16 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations per method first")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--dense", action="store_true", help="also time collab with the dense (accelerator) connector path")
+    parser.add_argument("--terms", action="store_true", help="also time collab with one term at a time")
     args = parser.parse_args()
-    methods = ("independent", "collab") + (("collab-dense",) if args.dense else ())
+    variants = {"independent": dict(method="independent"), "collab": dict(method="collab")}
+    if args.dense:
+        variants["collab-dense"] = dict(method="collab")
+    if args.terms:
+        variants["hfd-only"] = dict(method="collab", use_region=False, use_pixel=False)
+        variants["region-only"] = dict(method="collab", use_hfd=False, use_pixel=False)
+        variants["pixel-only"] = dict(method="collab", use_hfd=False, use_region=False)
+    methods = tuple(variants)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -60,7 +71,7 @@ def main() -> None:
     x = torch.randn(args.batch, 3, args.size, args.size)
     y = torch.randint(0, args.classes, (args.batch, args.size, args.size))
     y[:, : args.size // 8] = 255  # some ignore, as in real labels
-    losses = {m: CollaborativeLoss(cnn, vit, method=m.split("-")[0]) for m in methods}
+    losses = {m: CollaborativeLoss(cnn, vit, **variants[m]) for m in methods}
     if args.dense:
         losses["collab-dense"].region.gather_cells = False
     optimisers = {
