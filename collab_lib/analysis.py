@@ -9,8 +9,14 @@ confusion matrix of the metric: a dataset-level share, not a mean of images.
 `write_report(root)` turns a grid folder (collab_lib.experiments) into
 SUMMARY.md and summary.png: mean ± std of each student's test mIoU per
 configuration, per-class IoU side by side, and the teaching shares per class.
+
+`paired_gain_table(runs)` compares configurations run with the same seeds
+(e.g. the 1200-step study in results/sweeps): each student's mIoU, its gain
+over a baseline paired by seed, and the CNN's IoU on chosen classes.
 """
+import json
 import math
+import statistics
 from pathlib import Path
 
 import torch
@@ -196,3 +202,53 @@ def write_report(root, teaching_split: str = "test") -> Path:
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(path)
     return path
+
+
+# The 1200-step study of README "Longer training" and results/sweeps/README.md item 6: name -> folder of seed runs.
+LONG_STUDY = {
+    "independent": "results/sweeps/long1200/independent", "dml": "results/sweeps/long1200/dml",
+    "kdcl": "results/sweeps/long1200/kdcl", "collab": "results/sweeps/long1200/collab",
+    "collab_no_hfd": "results/sweeps/long1200/collab_no_hfd", "collab_no_region": "results/sweeps/long1200/collab_no_region",
+    "collab_no_pixel": "results/sweeps/long1200/collab_no_pixel", "hfd_only": "results/sweeps/long1200/hfd_only",
+    "collab, w_pixel=0.1": "results/sweeps/long1200-pixel0.1/collab",
+    "collab, region_size=4": "results/sweeps/long1200-region4/collab",
+}
+
+
+def paired_gain_table(runs: dict = LONG_STUDY, baseline: str = "independent", split: str = "test",
+                      classes=("traffic sign", "person"), root=".") -> str:
+    """A markdown table comparing configurations run with the same seeds.
+
+    runs: {name: folder holding seed<N>/metrics.json}; baseline: the name the gains are measured
+    against; split: "test" or "final_val" (the metrics.json entry). Per configuration: the number of
+    seeds, each student's mIoU x100 (mean ± sample std), each student's mIoU minus the baseline's of
+    the same seed (x100, per seed), and the CNN's IoU x100 on `classes` (mean over seeds). A seed
+    that the baseline lacks is an error: a gain is only read against the same seed.
+    """
+    def load(folder):
+        paths = sorted(Path(root, folder).glob("seed*/metrics.json"), key=lambda q: int(q.parent.name[4:]))
+        return {int(q.parent.name[4:]): json.loads(q.read_text())[split] for q in paths}
+
+    base = load(runs[baseline])
+    if not base:
+        raise ValueError(f"baseline {baseline!r}: no seed*/metrics.json under {Path(root, runs[baseline])}")
+    head = ("| configuration | seeds | CNN mIoU | ViT mIoU | CNN minus independent, per seed | ViT minus independent, per seed | "
+            f"CNN IoU: {' / '.join(classes)} |").replace("independent", baseline)
+    lines = [head, "|---|---|---|---|---|---|---|"]
+    for name, folder in runs.items():
+        results = load(folder)
+        if not results:
+            continue
+        missing = sorted(set(results) - set(base))
+        if missing:
+            raise ValueError(f"{name}: seeds {missing} have no {baseline!r} run to pair with (under {Path(root, runs[baseline])})")
+        cells = []
+        for student in ("cnn", "vit"):
+            values = [100 * r[student]["miou"] for r in results.values()]
+            cells.append(f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}" if len(values) > 1 else f"{values[0]:.1f}")
+        for student in ("cnn", "vit"):
+            gains = [100 * (results[seed][student]["miou"] - base[seed][student]["miou"]) for seed in sorted(results)]
+            cells.append("-" if name == baseline else ", ".join(f"{g:+.1f}" for g in gains))
+        thin = [100 * statistics.mean(r["cnn"]["iou"][c] for r in results.values()) for c in classes]
+        lines.append(f"| {name} | {len(results)} | " + " | ".join(cells) + " | " + " / ".join(f"{t:.1f}" for t in thin) + " |")
+    return "\n".join(lines)

@@ -1,4 +1,7 @@
-"""Per-class teaching counts and the evidence report."""
+"""Per-class teaching counts, the evidence report and the paired gain table."""
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -85,3 +88,38 @@ def test_complementarity_leads_only_beyond_the_seed_spread():
     assert table.loc["sky", "lead"] == "-"  # 0.71 vs 0.705: inside the spread
     assert table.loc["car", "gap"] == pytest.approx(0.30)
     assert table.loc["road", "cnn_mean"] == pytest.approx(0.805)
+
+
+def _write_metrics(folder, seed, cnn, vit, sign=0.5):
+    run = folder / f"seed{seed}"
+    run.mkdir(parents=True)
+    student = lambda miou: {"miou": miou, "iou": {"traffic sign": sign, "person": 0.25}}  # noqa: E731
+    (run / "metrics.json").write_text(json.dumps({"test": {"cnn": student(cnn), "vit": student(vit)}}))
+
+
+def test_paired_gain_table_pairs_by_seed(tmp_path):
+    from collab_lib.analysis import paired_gain_table
+
+    for seed, (c, v) in enumerate([(0.40, 0.30), (0.50, 0.36)]):
+        _write_metrics(tmp_path / "base", seed, c, v)
+    # seeds listed out of order on disk must still pair with the same seed of the baseline
+    _write_metrics(tmp_path / "other", 1, 0.52, 0.35, sign=0.1)
+    _write_metrics(tmp_path / "other", 0, 0.39, 0.33, sign=0.3)
+    table = paired_gain_table({"base": "base", "other": "other"}, baseline="base", root=tmp_path).splitlines()
+    assert table[0].startswith("| configuration | seeds |") and "CNN minus base" in table[0]
+    assert table[2] == "| base | 2 | 45.0 ± 7.1 | 33.0 ± 4.2 | - | - | 50.0 / 25.0 |"
+    assert table[3] == "| other | 2 | 45.5 ± 9.2 | 34.0 ± 1.4 | -1.0, +2.0 | +3.0, -1.0 | 20.0 / 25.0 |"
+    _write_metrics(tmp_path / "extra", 2, 0.5, 0.5)
+    with pytest.raises(ValueError, match=r"extra: seeds \[2\] have no 'base' run"):
+        paired_gain_table({"base": "base", "extra": "extra"}, baseline="base", root=tmp_path)
+    with pytest.raises(ValueError, match="baseline 'nothing'"):
+        paired_gain_table({"nothing": "nothing"}, baseline="nothing", root=tmp_path)
+
+
+def test_readme_long_schedule_table_is_the_committed_runs():
+    """README's 1200-step table is what paired_gain_table() makes of the committed runs (no hand-copied numbers)."""
+    from collab_lib.analysis import paired_gain_table
+
+    root = Path(__file__).resolve().parents[1]
+    assert paired_gain_table(root=root) in (root / "README.md").read_text()
+    assert paired_gain_table(split="final_val", root=root) in (root / "results/sweeps/README.md").read_text()
