@@ -23,8 +23,8 @@ How the kit lays regions over the labels (the paper is silent):
   (also cells whose pixels are partly ignore: the decision used the valid
   pixels, the transfer covers the region).
 - Each connector runs only where its direction is needed, in one of two ways
-  with the same values: on a CPU the cells of the regions that go that way are
-  gathered first (`embed[cells]`), so the connector's matrix products cover
+  that agree up to float rounding: on a CPU the cells of the regions that go that way are
+  gathered first (`index_select` of their rows), so the matrix products cover
   only them (about half the work: every cell goes at most one way); on an
   accelerator the connectors run on every cell and a mask keeps the chosen
   ones, because a data-dependent gather would make the host wait for the
@@ -70,7 +70,7 @@ class RegionBSDLoss(nn.Module):
 
     `gather_cells`: None (default) gathers the learning cells before the connectors
     on a CPU and masks a dense computation elsewhere; True / False force one way
-    (both give the same loss and gradients).
+    (both give the same loss and gradients up to float rounding).
     """
 
     def __init__(
