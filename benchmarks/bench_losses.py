@@ -32,7 +32,6 @@ from collab_lib.losses import CollaborativeLoss
 from collab_lib.models import build_student
 
 
-
 def timed(fn) -> float:
     start = time.perf_counter()
     fn()
