@@ -135,13 +135,14 @@ class RegionBSDLoss(nn.Module):
             direction = cnn_teaches.long() - vit_teaches.long()
 
         # 2. The transfer, on the cells of the regions that go each way: the learner's embed through
-        # its connector chases the teacher's (detached) embed. d per cell, 0 on the other cells.
+        # its connector chases the teacher's (detached) embed. d per cell, 0 on the other cells
+        # (regions_to_pixels with region_size paints each region onto its feature cells).
         # One channels-last copy of each embed, as rows (B*h*w, E): the learner's input and (detached) the target.
         rows_c = channels_last(embed_cnn).reshape(-1, self.cnn_channels)
         rows_v = channels_last(embed_vit).reshape(-1, self.vit_channels)
         dist = torch.stack([
-            self.transfer_map(self.to_cnn, rows_v, rows_c, region_cells(cnn_teaches, self.region_size, (h, w))),
-            self.transfer_map(self.to_vit, rows_c, rows_v, region_cells(vit_teaches, self.region_size, (h, w))),
+            self.transfer_map(self.to_cnn, rows_v, rows_c, regions_to_pixels(cnn_teaches, self.region_size, (h, w))),
+            self.transfer_map(self.to_vit, rows_c, rows_v, regions_to_pixels(vit_teaches, self.region_size, (h, w))),
         ], dim=1)
         # Per-region mean d: exact where the direction is chosen (all its cells carry d), 0 elsewhere.
         dist_vit_learns, dist_cnn_learns = region_pool(dist, self.region_size).unbind(1)
@@ -175,12 +176,6 @@ class RegionBSDLoss(nn.Module):
             return torch.zeros(cells.numel(), dtype=d.dtype, device=d.device).index_copy(0, rows, d).view(cells.shape)
         d = feature_distance(connector(learner), teacher.detach()).view(cells.shape)
         return torch.where(cells, d, torch.zeros_like(d))
-
-
-def region_cells(region_mask: torch.Tensor, region_size: int, size) -> torch.Tensor:
-    """A (B, Hr, Wr) region mask on the feature cells it covers: (B, h, w), region_size x region_size each."""
-    cells = region_mask.repeat_interleave(region_size, dim=-2).repeat_interleave(region_size, dim=-1)
-    return cells[..., : size[0], : size[1]]  # a partial last region covers only the cells that exist
 
 
 def regions_to_pixels(region_map: torch.Tensor, region_pixels: int, size) -> torch.Tensor:
