@@ -26,7 +26,8 @@ from .losses import PixelBSDLoss, RegionBSDLoss, regions_to_pixels
 
 @torch.no_grad()
 def teaching_by_class_counts(cnn, vit, loader, num_classes: int, region_size: int = 8, temperature: float = 1.0,
-                             require_correct: bool = True, ignore_index: int = 255) -> dict:
+                             require_correct: bool = True, ignore_index: int = 255,
+                             require_learner_wrong: bool = False) -> dict:
     """{"pixels", "region_cnn", "region_vit", "pixel_cnn", "pixel_vit"}: int64 tensors (num_classes,).
 
     cnn, vit: students in eval mode; loader yields (images (B,3,H,W), labels (B,H,W)).
@@ -34,7 +35,7 @@ def teaching_by_class_counts(cnn, vit, loader, num_classes: int, region_size: in
     fresh RegionBSDLoss / PixelBSDLoss modules are used.
     """
     region = RegionBSDLoss(cnn.embed_channels, vit.embed_channels, region_size, ignore_index)
-    pixel = PixelBSDLoss(temperature, require_correct, ignore_index)
+    pixel = PixelBSDLoss(temperature, require_correct, ignore_index, require_learner_wrong)
     counts = {k: torch.zeros(num_classes, dtype=torch.int64) for k in ("pixels", "region_cnn", "region_vit", "pixel_cnn", "pixel_vit")}
     for images, labels in loader:
         out_c, out_v = cnn(images), vit(images)
@@ -66,7 +67,8 @@ def teaching_table(run_dir, split: str = "test", checkpoint: str = "last.pt", ba
     dataset = eval_dataset(config, split)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     counts = teaching_by_class_counts(cnn, vit, loader, dataset.num_classes, config.region_size,
-                                      config.temperature, config.require_correct, dataset.ignore_index)
+                                      config.temperature, config.require_correct, dataset.ignore_index,
+                                      config.require_learner_wrong)
     total = counts["pixels"].double().clamp(min=1)
     table = {k: (counts[k].double() / total).tolist() for k in ("region_cnn", "region_vit", "pixel_cnn", "pixel_vit")}
     return pd.DataFrame(table, index=list(dataset.class_names))

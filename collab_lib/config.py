@@ -66,6 +66,7 @@ class TrainConfig:
     region_size: int = _opt(8, "region side in stride-4 feature cells (8 = 32 input pixels)")
     temperature: float = _opt(1.0, "softmax temperature of the logit distillation")
     require_correct: bool = _opt(True, "pixel-wise BSD: a teacher pixel must also be correct")
+    require_learner_wrong: bool = _opt(False, "pixel-wise BSD (the kit's variant): transfer only where the learner is wrong")
     warmup: float = _opt(0.2, "fraction of the steps over which distillation ramps in linearly")
     # ---- optimisation (see collab_lib/optim.py) ------------------------------------------
     steps: int = _opt(400, "optimizer steps (both students step together)")

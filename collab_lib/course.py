@@ -184,6 +184,7 @@ def load_students(run_dir, checkpoint="last.pt", device="cpu"):
         cnn, vit, method=config.method, w_hfd=config.w_hfd, w_region=config.w_region, w_pixel=config.w_pixel,
         use_hfd=config.use_hfd, use_region=config.use_region, use_pixel=config.use_pixel,
         region_size=config.region_size, temperature=config.temperature, require_correct=config.require_correct,
+        require_learner_wrong=config.require_learner_wrong,
         warmup=config.warmup,
     )
     if state is not None:

@@ -365,6 +365,7 @@ def _train(config: TrainConfig, dist: distributed.DistInfo) -> Path:
         cnn, vit, method=config.method, w_hfd=config.w_hfd, w_region=config.w_region, w_pixel=config.w_pixel,
         use_hfd=config.use_hfd, use_region=config.use_region, use_pixel=config.use_pixel,
         region_size=config.region_size, temperature=config.temperature, require_correct=config.require_correct,
+        require_learner_wrong=config.require_learner_wrong,
         warmup=config.warmup, ignore_index=ignore_index,
     )
     # Channels-last (NHWC) suits tensor cores; on CPU it measured ~1.6x slower for these students.

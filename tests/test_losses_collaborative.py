@@ -138,6 +138,21 @@ def test_collab_terms_equal_the_losses_computed_on_their_own(students, batch, ou
         torch.testing.assert_close(a, b)
 
 
+def test_learner_wrong_variant_reaches_the_pixel_term(students, batch, outputs):
+    """require_learner_wrong=True: no pixel where both students are right transfers; the spec's rule does transfer there."""
+    cnn, vit = students
+    y = batch[1]
+    out_c, out_v = map(detached, outputs)
+    spec = CollaborativeLoss(cnn, vit, use_hfd=False, use_region=False)
+    variant = CollaborativeLoss(cnn, vit, use_hfd=False, use_region=False, require_learner_wrong=True)
+    for loss_fn, expect_both_right in ((spec, True), (variant, False)):
+        loss_fn(out_c, out_v, y)
+        info = loss_fn.last_info["pixel"]
+        moving = info["cnn_teaches"] | info["vit_teaches"]
+        assert bool((moving & info["both_right"]).any()) == expect_both_right
+    assert variant.last_info["pixel"]["cnn_teaches"].any() or variant.last_info["pixel"]["vit_teaches"].any()
+
+
 def test_ablation_switches_build_only_what_is_used(students):
     cnn, vit = students
     loss_fn = CollaborativeLoss(cnn, vit, use_hfd=False, use_region=False)

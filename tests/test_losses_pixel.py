@@ -54,6 +54,20 @@ def test_without_correctness_condition_lower_ce_teaches():
     assert info["vit_teaches"][0].tolist() == [[False, True, False, True], [False, False, False, True]]
 
 
+def test_learner_wrong_variant_moves_knowledge_only_onto_mistakes():
+    """require_learner_wrong: the both-right pixels (0,2) and (0,3) stop transferring; corrections stay."""
+    logits_c, logits_v, label = crafted()
+    _, info = PixelBSDLoss(require_learner_wrong=True)(logits_c, logits_v, label)
+    assert info["cnn_teaches"][0].tolist() == [[True, False, False, False], [False, False, False, False]]
+    assert info["vit_teaches"][0].tolist() == [[False, True, False, False], [False, False, False, False]]
+    assert not ((info["cnn_teaches"] | info["vit_teaches"]) & info["both_right"]).any()
+    # Without the correctness condition: (1,0) both wrong, CNN lower CE -> CNN teaches (the ViT is wrong);
+    # (1,3) the ViT has the lower CE but the CNN is right there -> nothing.
+    _, info = PixelBSDLoss(require_correct=False, require_learner_wrong=True)(logits_c, logits_v, label)
+    assert info["cnn_teaches"][0].tolist() == [[True, False, False, False], [True, False, False, False]]
+    assert info["vit_teaches"][0].tolist() == [[False, True, False, False], [False, False, False, False]]
+
+
 def test_stop_gradient_per_pixel():
     logits_c, logits_v, label = crafted()
     logits_c.requires_grad_(True)
@@ -92,7 +106,7 @@ def test_no_pixel_one_way_gives_exact_zero_term_and_finite_gradient():
     assert loss.item() == 0.0 and all(torch.isfinite(g).all() and (g == 0).all() for g in grads)
 
 
-def reference_pixel_bsd(logits_c, logits_v, label, T, require_correct):
+def reference_pixel_bsd(logits_c, logits_v, label, T, require_correct, require_learner_wrong=False):
     """Slow reference: loops over pixels, softmax/KL written out by hand."""
     H, W = label.shape[-2:]
     up_c = F.interpolate(logits_c.double(), size=(H, W), mode="bilinear", align_corners=False)
@@ -113,23 +127,27 @@ def reference_pixel_bsd(logits_c, logits_v, label, T, require_correct):
                     return [t / sum(e) for t in e]
 
                 kl = lambda p, q: sum(a * math.log(a / c) for a, c in zip(p, q))  # noqa: E731
-                if (right(zc) or not require_correct) and ce(zc) < ce(zv):
+                if (right(zc) or not require_correct) and ce(zc) < ce(zv) and not (require_learner_wrong and right(zv)):
                     sums[0] += kl(soft(zc), soft(zv)); counts[0] += 1
-                if (right(zv) or not require_correct) and ce(zv) < ce(zc):
+                if (right(zv) or not require_correct) and ce(zv) < ce(zc) and not (require_learner_wrong and right(zc)):
                     sums[1] += kl(soft(zv), soft(zc)); counts[1] += 1
     return T * T * sum(s / max(n, 1) for s, n in zip(sums, counts))
 
 
-@pytest.mark.parametrize("T,require_correct", [(1.0, True), (2.0, True), (2.0, False)])
-def test_golden_value_against_loop_reference(T, require_correct):
+@pytest.mark.parametrize("T,require_correct,learner_wrong",
+                         [(1.0, True, False), (2.0, True, False), (2.0, False, False), (1.0, True, True), (2.0, False, True)])
+def test_golden_value_against_loop_reference(T, require_correct, learner_wrong):
     g = torch.Generator().manual_seed(7)
     logits_c = torch.randn(2, 4, 4, 5, generator=g) * 2
     logits_v = torch.randn(2, 4, 4, 5, generator=g) * 2
     label = torch.randint(0, 4, (2, 16, 20), generator=g)
     label[torch.rand(2, 16, 20, generator=g) < 0.2] = IGNORE
-    loss, _ = PixelBSDLoss(temperature=T, require_correct=require_correct)(logits_c, logits_v, label)
-    expected = reference_pixel_bsd(logits_c, logits_v, label, T, require_correct)
+    loss, _ = PixelBSDLoss(temperature=T, require_correct=require_correct,
+                           require_learner_wrong=learner_wrong)(logits_c, logits_v, label)
+    expected = reference_pixel_bsd(logits_c, logits_v, label, T, require_correct, learner_wrong)
     assert expected > 0
+    if learner_wrong:  # the variant's value differs from the spec's rule on the same input
+        assert abs(expected - reference_pixel_bsd(logits_c, logits_v, label, T, require_correct)) > 1e-3
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 

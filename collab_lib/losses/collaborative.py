@@ -67,6 +67,7 @@ class CollaborativeLoss(nn.Module):
         use_hfd: bool = True, use_region: bool = True, use_pixel: bool = True,
         region_size: int = 8, temperature: float = 1.0, require_correct: bool = True,
         warmup: float = 0.2, ignore_index: int = 255, w_dml: float = 1.0, w_kdcl: float = 1.0,
+        require_learner_wrong: bool = False,
     ):
         super().__init__()
         _check_student("cnn", cnn, "cnn")
@@ -92,7 +93,7 @@ class CollaborativeLoss(nn.Module):
                 self.region = RegionBSDLoss(cnn.embed_channels, vit.embed_channels, region_size, ignore_index)
                 self.weights["region"] = w_region
             if use_pixel:
-                self.pixel = PixelBSDLoss(temperature, require_correct, ignore_index)
+                self.pixel = PixelBSDLoss(temperature, require_correct, ignore_index, require_learner_wrong)
                 self.weights["pixel"] = w_pixel
         self.last_info = {}
 

@@ -9,6 +9,9 @@ Per pixel, a student teaches the other one only where it is reliable:
 The paper names the rule "reliable prediction knowledge"; the kit implements it
 as above: correct and strictly lower CE (at T = 1, against the label); equal CE
 transfers nothing; `require_correct=False` drops the correctness condition.
+`require_learner_wrong=True` (the kit's variant, not the paper's) also asks that
+the learner be wrong at that pixel, so knowledge moves only where it corrects a
+mistake, not where both students are right and one is merely more confident.
 Logits are upsampled bilinearly to the labels; everything is float32. Each
 direction's mean divides by its own pixel count (0 pixels: that term is 0).
 """
@@ -51,11 +54,13 @@ class PixelBSDLoss(nn.Module):
     them as p^T: nothing is computed twice, the result is the same.
     """
 
-    def __init__(self, temperature: float = 1.0, require_correct: bool = True, ignore_index: int = 255):
+    def __init__(self, temperature: float = 1.0, require_correct: bool = True, ignore_index: int = 255,
+                 require_learner_wrong: bool = False):
         super().__init__()
         if not temperature > 0:
             raise ValueError(f"temperature: expected > 0, got {temperature!r}")
         self.temperature, self.require_correct, self.ignore_index = float(temperature), require_correct, ignore_index
+        self.require_learner_wrong = require_learner_wrong
 
     def forward(self, logits_cnn, logits_vit, target, log_probs=None):
         check_logits_pair(logits_cnn, logits_vit, target)
@@ -84,6 +89,9 @@ class PixelBSDLoss(nn.Module):
                 reliable_v = right_v if self.require_correct else valid
                 cnn_teaches = reliable_c & (ce_c < ce_v)
                 vit_teaches = reliable_v & (ce_v < ce_c)
+                if self.require_learner_wrong:  # transfer only where it corrects the learner's argmax
+                    cnn_teaches = cnn_teaches & ~right_v
+                    vit_teaches = vit_teaches & ~right_c
 
             # The transfer: the teacher's softened prediction is a target (detached).
             kl_vit_learns = kl_map(log_p_c.detach(), log_p_v)  # KL(sg(p_c^T) || p_v^T)
