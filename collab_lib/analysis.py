@@ -6,6 +6,11 @@ region-wise BSD (the region's direction painted onto its pixels) and under
 pixel-wise BSD. Counts are summed over the split before dividing, like the
 confusion matrix of the metric: a dataset-level share, not a mean of images.
 
+`pixel_transfer_breakdown` splits what pixel-wise BSD transfers into
+corrections (the learner is wrong there) and polishing (both students are
+right, the teacher is only more confident), and measures how hard each pulls
+down the learner's logit of every class at pixels of other classes.
+
 `write_report(root)` turns a grid folder (collab_lib.experiments) into
 SUMMARY.md and summary.png: mean ± std of each student's test mIoU per
 configuration, per-class IoU side by side, and the teaching shares per class.
@@ -22,6 +27,8 @@ from pathlib import Path
 import torch
 
 from .losses import PixelBSDLoss, RegionBSDLoss, regions_to_pixels
+from .losses._common import upsample_logits
+from .losses.pixel_bsd import is_correct
 
 
 @torch.no_grad()
@@ -54,6 +61,70 @@ def teaching_by_class_counts(cnn, vit, loader, num_classes: int, region_size: in
         counts["pixel_cnn"] += count(pixel_info["cnn_teaches"])
         counts["pixel_vit"] += count(pixel_info["vit_teaches"])
     return counts
+
+
+@torch.no_grad()
+def pixel_transfer_breakdown(cnn, vit, loader, num_classes: int, temperature: float = 1.0,
+                             require_correct: bool = True, ignore_index: int = 255) -> dict:
+    """Where pixel-wise BSD (the spec's rule) moves knowledge, and what it pulls down, summed over a split.
+
+    cnn, vit: students in eval mode; loader yields (images (B,3,H,W), labels (B,H,W)).
+    Returns {"cnn": {...}, "vit": {...}}, keyed by the *learner*, each with
+      "correction_pixels", "polishing_pixels": int, transferred pixels where the learner's
+          argmax is wrong / right (polishing: both right, the teacher only more confident);
+      "correction_push", "polishing_push": float64 (num_classes,): for each class k, the
+          downward pull on the learner's class-k logit at transferred pixels *not labelled k*,
+          summed over them: the positive part of dL/dz_learner[k] = T * (p_learner^T[k] - p_teacher^T[k])
+          for L = T^2 * KL(sg(p_teacher^T) || p_learner^T), per pixel (before the mean over pixels).
+    A large polishing push on a thin class k means the term erodes the learner's class k next to it
+    where the learner was already right.
+    """
+    pixel = PixelBSDLoss(temperature, require_correct, ignore_index)
+    result = {learner: {"correction_pixels": 0, "polishing_pixels": 0,
+                        "correction_push": torch.zeros(num_classes, dtype=torch.float64),
+                        "polishing_push": torch.zeros(num_classes, dtype=torch.float64)}
+              for learner in ("cnn", "vit")}
+    for images, labels in loader:
+        z_c = upsample_logits(cnn(images).logits.float(), labels.shape[-2:])
+        z_v = upsample_logits(vit(images).logits.float(), labels.shape[-2:])
+        _, info = pixel(z_c, z_v, labels)
+        valid = labels != ignore_index
+        p_c, p_v = torch.softmax(z_c / temperature, dim=1), torch.softmax(z_v / temperature, dim=1)
+        other_class = torch.ones_like(p_c, dtype=torch.bool).scatter_(
+            1, torch.where(valid, labels, 0).long().unsqueeze(1), False)  # (B, K, H, W): k is not the pixel's label
+        for learner, moves, p_learner, p_teacher, z_learner in (
+                ("cnn", info["vit_teaches"], p_c, p_v, z_c), ("vit", info["cnn_teaches"], p_v, p_c, z_v)):
+            pull = (temperature * (p_learner - p_teacher)).clamp(min=0) * other_class
+            right = is_correct(z_learner, labels, valid)
+            for kind, where in (("correction", moves & ~right), ("polishing", moves & right)):
+                result[learner][f"{kind}_pixels"] += int(where.sum())
+                result[learner][f"{kind}_push"] += (pull * where.unsqueeze(1)).sum(dim=(0, 2, 3)).double()
+    return result
+
+
+def pixel_transfer_table(run_dir, split: str = "val", checkpoint: str = "last.pt", batch_size: int = 16):
+    """pixel_transfer_breakdown of a finished run as a pandas DataFrame indexed by class name, columns
+    "<learner>_<correction|polishing>_push" (the pull summed over the split, divided by its transferred
+    pixels of both kinds, so the four columns share a scale per learner), and `.attrs["pixels"]`:
+    {learner: {"correction": n, "polishing": n}}. Uses the run's own temperature and require_correct."""
+    import pandas as pd
+
+    from .course import eval_dataset, load_students
+
+    cnn, vit, _, config = load_students(run_dir, checkpoint)
+    dataset = eval_dataset(config, split)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    out = pixel_transfer_breakdown(cnn, vit, loader, dataset.num_classes, config.temperature,
+                                   config.require_correct, dataset.ignore_index)
+    columns = {}
+    for learner, parts in out.items():
+        moved = max(1, parts["correction_pixels"] + parts["polishing_pixels"])
+        for kind in ("correction", "polishing"):
+            columns[f"{learner}_{kind}_push"] = (parts[f"{kind}_push"] / moved).tolist()
+    table = pd.DataFrame(columns, index=list(dataset.class_names))
+    table.attrs["pixels"] = {learner: {kind: parts[f"{kind}_pixels"] for kind in ("correction", "polishing")}
+                             for learner, parts in out.items()}
+    return table
 
 
 def teaching_table(run_dir, split: str = "test", checkpoint: str = "last.pt", batch_size: int = 16):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from collab_lib.analysis import teaching_by_class_counts, write_report
+from collab_lib.analysis import pixel_transfer_breakdown, teaching_by_class_counts, write_report
 from collab_lib.models import StudentOutput
 
 
@@ -46,6 +46,41 @@ def test_each_student_teaches_the_half_where_it_is_right():
     assert counts["pixel_vit"].tolist() == [0, per_class]
 
 
+class FixedLogits(nn.Module):
+    """Returns the same label-sized logits for any image (stride 1, so no interpolation)."""
+
+    def __init__(self, probs, kind):
+        super().__init__()
+        self.logits, self.kind = torch.tensor(probs).log().T.reshape(1, -1, 1, len(probs)), kind
+
+    def forward(self, images):
+        return StudentOutput(low=self.logits, embed=self.logits, logits=self.logits, kind=self.kind)
+
+
+def test_pixel_transfer_breakdown_by_hand():
+    """Three pixels, labels (0, 0, 1):
+      pixel 0: both right, the ViT more confident  -> the CNN is polished
+      pixel 1: the CNN wrong, the ViT right        -> the CNN is corrected
+      pixel 2: the CNN right, the ViT wrong        -> the ViT is corrected
+    The pull on a class's logit counts only at pixels of other classes, only its positive part."""
+    cnn = FixedLogits([(.6, .3, .1), (.3, .6, .1), (.1, .8, .1)], "cnn")
+    vit = FixedLogits([(.9, .05, .05), (.8, .1, .1), (.5, .4, .1)], "vit")
+    loader = [(torch.zeros(1, 3, 1, 3), torch.tensor([[[0, 0, 1]]]))]
+    out = pixel_transfer_breakdown(cnn, vit, loader, num_classes=3)
+    assert (out["cnn"]["polishing_pixels"], out["cnn"]["correction_pixels"]) == (1, 1)
+    assert (out["vit"]["polishing_pixels"], out["vit"]["correction_pixels"]) == (0, 1)
+    torch.testing.assert_close(out["cnn"]["polishing_push"], torch.tensor([0.0, 0.25, 0.05], dtype=torch.float64))
+    torch.testing.assert_close(out["cnn"]["correction_push"], torch.tensor([0.0, 0.5, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(out["vit"]["correction_push"], torch.tensor([0.4, 0.0, 0.0], dtype=torch.float64))
+    assert out["vit"]["polishing_push"].sum() == 0
+    # At T = 2 the pull is T * (p_learner^T - p_teacher^T) with the softened probabilities.
+    soft = lambda p: torch.tensor(p, dtype=torch.float64).sqrt() / torch.tensor(p, dtype=torch.float64).sqrt().sum()  # noqa: E731
+    out2 = pixel_transfer_breakdown(cnn, vit, loader, num_classes=3, temperature=2.0)
+    expected = (2 * (soft((.6, .3, .1)) - soft((.9, .05, .05)))).clamp(min=0)
+    expected[0] = 0  # pixel 0 is labelled 0
+    torch.testing.assert_close(out2["cnn"]["polishing_push"], expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_report_from_a_real_tiny_grid(tmp_path):
     from collab_lib.experiments import run_grid
@@ -69,6 +104,14 @@ def test_report_from_a_real_tiny_grid(tmp_path):
         assert cells[f"collab/{student}"] == f"{gain:+.1f}"
     with pytest.raises(FileNotFoundError, match="no finished run"):
         write_report(tmp_path / "empty")
+    # The transfer breakdown of the finished collab run: one row per class, pixel counts that add up.
+    from collab_lib.analysis import pixel_transfer_table
+
+    table = pixel_transfer_table(tmp_path / "collab" / "seed0", split="val")
+    assert "pole" in table.index and list(table.columns) == [
+        "cnn_correction_push", "cnn_polishing_push", "vit_correction_push", "vit_polishing_push"]
+    assert (table.to_numpy() >= 0).all()
+    assert set(table.attrs["pixels"]) == {"cnn", "vit"}
 
 
 def test_complementarity_leads_only_beyond_the_seed_spread():
