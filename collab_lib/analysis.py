@@ -285,6 +285,13 @@ LONG_STUDY = {
     "collab_no_pixel": "results/sweeps/long1200/collab_no_pixel", "hfd_only": "results/sweeps/long1200/hfd_only",
     "collab, w_pixel=0.1": "results/sweeps/long1200-pixel0.1/collab",
     "collab, region_size=4": "results/sweeps/long1200-region4/collab",
+    # round 2 (the pixel term's settings, and the kit's learner-wrong variant)
+    "collab, T=2": "results/sweeps/long1200-T2/collab",
+    "collab, require_correct=False": "results/sweeps/long1200-anypixel/collab",
+    "collab, warmup=0.5": "results/sweeps/long1200-warmup0.5/collab",
+    "collab, require_learner_wrong": "results/sweeps/long1200-learnerwrong/collab",
+    "collab, require_learner_wrong, w_pixel=0.03": "results/sweeps/long1200-learnerwrong-pixel0.03/collab",
+    "collab_no_pixel, w_hfd=w_region=0.3": "results/sweeps/long1200-feat0.3/collab_no_pixel",
 }
 
 
