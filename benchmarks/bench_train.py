@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train.py                                   # CPU: 128x128, batch 8
     python benchmarks/bench_train.py --size 512 1024 --batch 8         # GPU: the Cityscapes recipe
+    python benchmarks/bench_train.py --layouts auto nhwc               # CPU: also channels-last students
 
 For each method (independent, collab) and, on CUDA, each setting (fp32 eager,
 bf16 eager, bf16 + torch.compile), a fresh subprocess builds the students, the
@@ -44,7 +45,8 @@ def one_setting(args) -> dict:
     dataset = build_dataset("streets", split="val", size=tuple(args.size), num_samples=args.batch)
     images = torch.stack([dataset[i][0] for i in range(args.batch)])
     labels = torch.stack([dataset[i][1] for i in range(args.batch)])
-    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format  # as the trainer
+    channels_last = device.type == "cuda" if args.layout == "auto" else args.layout == "nhwc"  # auto: as the trainer
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     images = images.to(device).contiguous(memory_format=memory_format)
     labels = labels.to(device)
 
@@ -78,6 +80,7 @@ def one_setting(args) -> dict:
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     median = statistics.median(times)
     return {"what": "step", "method": args.method, "precision": args.precision, "compile": args.compile,
+            "layout": "nhwc" if channels_last else "nchw",
             "device": str(device), "size": args.size, "batch": args.batch, "median_s": median,
             "images_per_s": args.batch / median, "peak_mib": peak_mib, "times_s": times}
 
@@ -114,11 +117,15 @@ def main():
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for the loader measurement")
     parser.add_argument("--loader-batches", type=int, default=10)
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    parser.add_argument("--layouts", nargs="+", default=["auto"], choices=["auto", "nchw", "nhwc"],
+                        help="memory layouts of students and batch to measure (auto: as the trainer, "
+                             "channels-last on CUDA only); each is timed for every setting")
     # internal: one setting, in a child process
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--method", default="collab", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     parser.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--layout", default="auto", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one_setting(args)))
@@ -137,23 +144,25 @@ def main():
           f"median of {args.steps} steps after {args.warmup} warm-up", flush=True)
 
     rows = []
-    for precision, compiled in settings:
+    settings = [(precision, compiled, layout) for precision, compiled in settings for layout in args.layouts]
+    for precision, compiled, layout in settings:
         for method in ("independent", "collab"):
             command = [sys.executable, __file__, "--one", "--method", method, "--precision", precision,
                        "--size", *map(str, args.size), "--batch", str(args.batch), "--device", args.device,
-                       "--steps", str(args.steps), "--warmup", str(args.warmup)] + (["--compile"] if compiled else [])
+                       "--steps", str(args.steps), "--warmup", str(args.warmup), "--layout", layout,
+                       ] + (["--compile"] if compiled else [])
             out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
             rows.append(json.loads(out.strip().splitlines()[-1]))
             row = rows[-1]
             if args.json:
                 print(json.dumps(row), flush=True)
             else:
-                name = f"{method} {precision}{' + compile' if compiled else ' eager'}"
+                name = f"{method} {precision}{' + compile' if compiled else ' eager'} {row['layout']}"
                 print(f"{name:32s} {row['median_s'] * 1000:9.1f} ms/step {row['images_per_s']:8.1f} img/s "
                       f"peak {row['peak_mib']:8.0f} MiB", flush=True)
         ratio = rows[-1]["median_s"] / rows[-2]["median_s"]
         print(f"{'':32s} collab / independent step time: {ratio:.3f}x", flush=True)
-    if cuda and len(rows) >= 6:
+    if cuda and len(rows) >= 6 and args.layouts == ["auto"]:
         best = max(r["images_per_s"] for r in rows[2:])
         print(f"best precision/compile vs fp32 eager (collab): {rows[-1]['images_per_s'] / rows[1]['images_per_s']:.2f}x; "
               f"best of all settings vs fp32 eager collab: {best / rows[1]['images_per_s']:.2f}x")

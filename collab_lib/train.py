@@ -368,7 +368,9 @@ def _train(config: TrainConfig, dist: distributed.DistInfo) -> Path:
         require_learner_wrong=config.require_learner_wrong,
         warmup=config.warmup, ignore_index=ignore_index,
     )
-    # Channels-last (NHWC) suits tensor cores; on CPU it measured ~1.6x slower for these students.
+    # Channels-last (NHWC) suits tensor cores. On CPU it is opt-in: an early measurement found it ~1.6x slower;
+    # with torch 2.14.1 on a 2-core CPU the step was ~11 % faster (benchmarks/RESULTS.md, Run 5), but switching
+    # the default would change the float rounding of every committed CPU run.
     channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     for module in (cnn, vit, loss_fn):
