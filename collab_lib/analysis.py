@@ -284,6 +284,7 @@ LONG_STUDY = {
     "collab_no_hfd": "results/sweeps/long1200/collab_no_hfd", "collab_no_region": "results/sweeps/long1200/collab_no_region",
     "collab_no_pixel": "results/sweeps/long1200/collab_no_pixel", "hfd_only": "results/sweeps/long1200/hfd_only",
     "collab, w_pixel=0.1": "results/sweeps/long1200-pixel0.1/collab",
+    "collab, w_pixel=0.03": "results/sweeps/long1200-pixel0.03/collab",
     "collab, region_size=4": "results/sweeps/long1200-region4/collab",
     # round 2 (the pixel term's settings, and the kit's learner-wrong variant)
     "collab, T=2": "results/sweeps/long1200-T2/collab",
