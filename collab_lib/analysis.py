@@ -76,8 +76,9 @@ def pixel_transfer_breakdown(cnn, vit, loader, num_classes: int, temperature: fl
           downward pull on the learner's class-k logit at transferred pixels *not labelled k*,
           summed over them: the positive part of dL/dz_learner[k] = T * (p_learner^T[k] - p_teacher^T[k])
           for L = T^2 * KL(sg(p_teacher^T) || p_learner^T), per pixel (before the mean over pixels).
-    A large polishing push on a thin class k means the term erodes the learner's class k next to it
-    where the learner was already right.
+    The split says how much of the pull on class k comes from pixels where the learner was already
+    right (polishing); it does not say which part changes the learner's predictions (README, "Longer
+    training": on this data the cost followed the corrections).
     """
     pixel = PixelBSDLoss(temperature, require_correct, ignore_index)
     result = {learner: {"correction_pixels": 0, "polishing_pixels": 0,
