@@ -278,7 +278,7 @@ def write_report(root, teaching_split: str = "test") -> Path:
     return path
 
 
-# The 1200-step study of README "Longer training" and results/sweeps/README.md item 6: name -> folder of seed runs.
+# The 1200-step study of README "Longer training" and results/sweeps/README.md items 6-7: name -> folder of seed runs.
 LONG_STUDY = {
     "independent": "results/sweeps/long1200/independent", "dml": "results/sweeps/long1200/dml",
     "kdcl": "results/sweeps/long1200/kdcl", "collab": "results/sweeps/long1200/collab",
