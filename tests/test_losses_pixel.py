@@ -173,3 +173,27 @@ def test_precomputed_log_probs_give_the_same_result(T, require_correct):
         torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match="log_probs: expected two log-probability maps"):
         loss_fn(logits_c, logits_v, label, log_probs=(log_probs[0], log_probs[1][:, :3]))
+
+
+def test_saturated_pixels_tie_in_float32_and_transfer_nothing():
+    """Notebook 04: where both CEs round to exactly 0 in float32, they are equal and nobody teaches.
+
+    Both students right at every pixel; the CNN's margin (40) is larger than the ViT's (20), so in exact
+    arithmetic the CNN is more confident (CE e^-40 vs e^-20) and would teach. In float32 both CEs are 0.
+    With margins 2 and 4 the more confident student does teach: the tie comes from the rounding only.
+    """
+    label = torch.zeros(1, 2, 2, dtype=torch.long)
+
+    def logits(margin):  # class 0 (the label) leads the other two by `margin`; the label's logit is 20
+        z = torch.zeros(1, 3, 2, 2)
+        z[:, 0] = 20.0
+        z[:, 1:] = 20.0 - margin
+        return z
+
+    _, info = PixelBSDLoss()(logits(40.0), logits(20.0), label)
+    assert info["both_right"].all()
+    assert not info["cnn_teaches"].any() and not info["vit_teaches"].any()
+    _, info = PixelBSDLoss(require_correct=False)(logits(40.0), logits(20.0), label)
+    assert not info["cnn_teaches"].any() and not info["vit_teaches"].any()
+    _, info = PixelBSDLoss()(logits(4.0), logits(2.0), label)
+    assert info["cnn_teaches"].all() and not info["vit_teaches"].any()
