@@ -183,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         base, nargs, optional = _field_type(hints[f.name])
-        kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=f.metadata["help"])
+        # argparse %-formats help strings: a literal "%" in a field's help must reach it as "%%"
+        kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=f.metadata["help"].replace("%", "%%"))
         if base is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
             continue

@@ -24,6 +24,26 @@ def test_cli_flags_come_from_the_dataclass():
     assert parse_args(["--crop-size", "32", "64"]).crop_size == (32, 64)
 
 
+def test_help_of_every_command_line_lists_its_flags(capsys):
+    """`--help` works (argparse %-formats help strings: a bare "%" in one once crashed it) and shows every field."""
+    from dataclasses import fields
+
+    from collab_lib import experiments
+    from collab_lib.data import check
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for f in fields(TrainConfig):
+        assert f"--{f.name.replace('_', '-')}" in out, f.name
+    assert "~11 % faster" in " ".join(out.split())  # the help text that holds a "%" comes through intact
+    for main, flag in ((experiments.main, "--recipe"), (check.main, "--help")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--help"])
+        assert exit_info.value.code == 0 and flag in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv, expected", [
     (["--method", "distill"], "independent"),        # bad choice: the valid ones are listed
     (["--precision", "fp8"], "bf16"),
