@@ -278,9 +278,13 @@ def write_report(root, teaching_split: str = "test") -> Path:
     return path
 
 
-# The 1200-step study of README "Longer training" and results/sweeps/README.md items 6-7: name -> folder of seed runs.
+# The 1200-step study of README "Longer training" and results/sweeps/README.md items 6-8: name -> folder of seed runs.
 LONG_STUDY = {
-    "independent": "results/sweeps/long1200/independent", "dml": "results/sweeps/long1200/dml",
+    "independent": "results/sweeps/long1200/independent",
+    # round 4: the same training in channels-last memory: only float rounding differs, so its paired
+    # "gains" are what rounding alone does to a gain (sweeps item 8)
+    "independent, channels_last=True (rounding only)": "results/sweeps/long1200-placebo-nhwc/independent",
+    "dml": "results/sweeps/long1200/dml",
     "kdcl": "results/sweeps/long1200/kdcl", "collab": "results/sweeps/long1200/collab",
     "collab_no_hfd": "results/sweeps/long1200/collab_no_hfd", "collab_no_region": "results/sweeps/long1200/collab_no_region",
     "collab_no_pixel": "results/sweeps/long1200/collab_no_pixel", "hfd_only": "results/sweeps/long1200/hfd_only",
@@ -304,8 +308,9 @@ def paired_gain_table(runs: dict = LONG_STUDY, baseline: str = "independent", sp
     runs: {name: folder holding seed<N>/metrics.json}; baseline: the name the gains are measured
     against; split: "test" or "final_val" (the metrics.json entry). Per configuration: the number of
     seeds, each student's mIoU x100 (mean ± sample std), each student's mIoU minus the baseline's of
-    the same seed (x100, per seed), and the CNN's IoU x100 on `classes` (mean over seeds). A seed
-    that the baseline lacks is an error: a gain is only read against the same seed.
+    the same seed (x100: with two seeds or more, their mean ± its standard error, sample std / sqrt(n),
+    then the per-seed values in brackets), and the CNN's IoU x100 on `classes` (mean over seeds). A
+    seed that the baseline lacks is an error: a gain is only read against the same seed.
     """
     def load(folder):
         paths = sorted(Path(root, folder).glob("seed*/metrics.json"), key=lambda q: int(q.parent.name[4:]))
@@ -314,11 +319,12 @@ def paired_gain_table(runs: dict = LONG_STUDY, baseline: str = "independent", sp
     base = load(runs[baseline])
     if not base:
         raise ValueError(f"baseline {baseline!r}: no seed*/metrics.json under {Path(root, runs[baseline])}")
-    head = ("| configuration | seeds | CNN mIoU | ViT mIoU | CNN minus independent, per seed | ViT minus independent, per seed | "
+    head = ("| configuration | seeds | CNN mIoU | ViT mIoU | CNN minus independent: mean ± s.e. (per seed) | "
+            "ViT minus independent: mean ± s.e. (per seed) | "
             f"CNN IoU: {' / '.join(classes)} |").replace("independent", baseline)
     lines = [head, "|---|---|---|---|---|---|---|"]
     for name, folder in runs.items():
-        results = load(folder)
+        results = base if name == baseline else load(folder)
         if not results:
             continue
         missing = sorted(set(results) - set(base))
@@ -330,7 +336,14 @@ def paired_gain_table(runs: dict = LONG_STUDY, baseline: str = "independent", sp
             cells.append(f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}" if len(values) > 1 else f"{values[0]:.1f}")
         for student in ("cnn", "vit"):
             gains = [100 * (results[seed][student]["miou"] - base[seed][student]["miou"]) for seed in sorted(results)]
-            cells.append("-" if name == baseline else ", ".join(f"{g:+.1f}" for g in gains))
+            per_seed = ", ".join(f"{g:+.1f}" for g in gains)
+            if name == baseline:
+                cells.append("-")
+            elif len(gains) == 1:
+                cells.append(per_seed)
+            else:
+                se = statistics.stdev(gains) / math.sqrt(len(gains))
+                cells.append(f"{statistics.mean(gains):+.1f} ± {se:.1f} ({per_seed})")
         thin = [100 * statistics.mean(r["cnn"]["iou"][c] for r in results.values()) for c in classes]
         lines.append(f"| {name} | {len(results)} | " + " | ".join(cells) + " | " + " / ".join(f"{t:.1f}" for t in thin) + " |")
     return "\n".join(lines)

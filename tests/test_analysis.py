@@ -151,7 +151,12 @@ def test_paired_gain_table_pairs_by_seed(tmp_path):
     table = paired_gain_table({"base": "base", "other": "other"}, baseline="base", root=tmp_path).splitlines()
     assert table[0].startswith("| configuration | seeds |") and "CNN minus base" in table[0]
     assert table[2] == "| base | 2 | 45.0 ± 7.1 | 33.0 ± 4.2 | - | - | 50.0 / 25.0 |"
-    assert table[3] == "| other | 2 | 45.5 ± 9.2 | 34.0 ± 1.4 | -1.0, +2.0 | +3.0, -1.0 | 20.0 / 25.0 |"
+    # gains CNN -1.0, +2.0: mean +0.5, s.e. stdev 2.12 / sqrt(2) = 1.5; ViT +3.0, -1.0: +1.0, s.e. 2.83 / 1.41 = 2.0
+    assert table[3] == "| other | 2 | 45.5 ± 9.2 | 34.0 ± 1.4 | +0.5 ± 1.5 (-1.0, +2.0) | +1.0 ± 2.0 (+3.0, -1.0) | 20.0 / 25.0 |"
+    # one seed: no standard error, just the gain
+    _write_metrics(tmp_path / "single", 0, 0.41, 0.30)
+    single = paired_gain_table({"base": "base", "single": "single"}, baseline="base", root=tmp_path).splitlines()
+    assert single[3].startswith("| single | 1 | 41.0 | 30.0 | +1.0 | +0.0 |")
     _write_metrics(tmp_path / "extra", 2, 0.5, 0.5)
     with pytest.raises(ValueError, match=r"extra: seeds \[2\] have no 'base' run"):
         paired_gain_table({"base": "base", "extra": "extra"}, baseline="base", root=tmp_path)
