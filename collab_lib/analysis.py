@@ -281,9 +281,9 @@ def write_report(root, teaching_split: str = "test") -> Path:
 # The 1200-step study of README "Longer training" and results/sweeps/README.md items 6-8: name -> folder of seed runs.
 LONG_STUDY = {
     "independent": "results/sweeps/long1200/independent",
-    # round 4: the same training in channels-last memory: only float rounding differs, so its paired
-    # "gains" are what rounding alone does to a gain (sweeps item 8)
-    "independent, channels_last=True (rounding only)": "results/sweeps/long1200-placebo-nhwc/independent",
+    # round 4: the same training in channels-last memory: float rounding differs, and which elements the
+    # CNN's ASPP dropout drops (same rate); its paired "gains" are what a change of no expected effect does (sweeps item 8)
+    "independent, channels_last=True (placebo)": "results/sweeps/long1200-placebo-nhwc/independent",
     "dml": "results/sweeps/long1200/dml",
     "kdcl": "results/sweeps/long1200/kdcl", "collab": "results/sweeps/long1200/collab",
     "collab_no_hfd": "results/sweeps/long1200/collab_no_hfd", "collab_no_region": "results/sweeps/long1200/collab_no_region",

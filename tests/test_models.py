@@ -87,3 +87,30 @@ def test_pretrained_without_network_names_the_local_option(monkeypatch):
     monkeypatch.setattr(backbone.timm, "create_model", offline_create)
     with pytest.raises(RuntimeError, match="backbone_weights="):
         build_student("segformer_b0", num_classes=3, pretrained=True)
+
+
+def test_channels_last_changes_only_rounding_except_the_cnn_dropout_draw():
+    """What a channels-last run changes (README "Longer training", the placebo): float rounding for both
+    students, and for the CNN which elements ASPP's nn.Dropout drops (it fills its mask in memory order)."""
+    import copy
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 64)
+    for name, same_in_training in (("segformer_b0", True), ("deeplabv3plus_resnet18", False)):
+        nchw = build_student(name, num_classes=5, decoder_channels=32)
+        nhwc = copy.deepcopy(nchw).to(memory_format=torch.channels_last)
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():  # eval mode (no dropout, BN running stats untouched): the layouts agree up to rounding
+            assert torch.allclose(nchw.eval()(x).logits, nhwc.eval()(x_cl).logits, atol=1e-4), name
+        nchw.train(), nhwc.train()
+        torch.manual_seed(1)
+        a = nchw(x).logits
+        torch.manual_seed(1)
+        b = nhwc(x_cl).logits
+        assert torch.allclose(a, b, atol=1e-4) is same_in_training, name
+        if not same_in_training:  # the cause is the dropout: without it, training mode agrees too
+            for model in (nchw, nhwc):
+                for module in model.modules():
+                    if isinstance(module, torch.nn.Dropout):
+                        module.p = 0.0
+            assert torch.allclose(nchw(x).logits, nhwc(x_cl).logits, atol=1e-4), name
