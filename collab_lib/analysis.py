@@ -301,12 +301,14 @@ LONG_STUDY = {
 }
 
 
-def paired_gain_table(runs: dict = LONG_STUDY, baseline: str = "independent", split: str = "test",
+def paired_gain_table(runs: dict = LONG_STUDY, baseline: str | tuple = "independent", split: str = "test",
                       classes=("traffic sign", "person"), root=".") -> str:
     """A markdown table comparing configurations run with the same seeds.
 
     runs: {name: folder holding seed<N>/metrics.json}; baseline: the name the gains are measured
-    against; split: "test" or "final_val" (the metrics.json entry). Per configuration: the number of
+    against, or a tuple of names: then a seed's baseline is the mean of their runs of that seed (every
+    name must have it), e.g. two draws of the same training that differ only in noise; split: "test"
+    or "final_val" (the metrics.json entry). Per configuration: the number of
     seeds, each student's mIoU x100 (mean ± sample std), each student's mIoU minus the baseline's of
     the same seed (x100: with two seeds or more, their mean ± its standard error, sample std / sqrt(n),
     then the per-seed values in brackets), and the CNN's IoU x100 on `classes` (mean over seeds). A
@@ -316,20 +318,30 @@ def paired_gain_table(runs: dict = LONG_STUDY, baseline: str = "independent", sp
         paths = sorted(Path(root, folder).glob("seed*/metrics.json"), key=lambda q: int(q.parent.name[4:]))
         return {int(q.parent.name[4:]): json.loads(q.read_text())[split] for q in paths}
 
-    base = load(runs[baseline])
-    if not base:
-        raise ValueError(f"baseline {baseline!r}: no seed*/metrics.json under {Path(root, runs[baseline])}")
+    names = (baseline,) if isinstance(baseline, str) else tuple(baseline)
+    draws = []
+    for name in names:
+        draws.append(load(runs[name]))
+        if not draws[-1]:
+            raise ValueError(f"baseline {name!r}: no seed*/metrics.json under {Path(root, runs[name])}")
+    seeds = sorted(set.intersection(*(set(d) for d in draws)))
+    if any(set(d) != set(seeds) for d in draws):
+        raise ValueError(f"baseline {names}: the runs do not have the same seeds ({[sorted(d) for d in draws]})")
+    # a seed's baseline mIoU: the mean over the baseline's draws of that seed
+    base = {seed: {student: {"miou": statistics.mean(d[seed][student]["miou"] for d in draws)} for student in ("cnn", "vit")}
+            for seed in seeds}
+    label = names[0] if len(names) == 1 else "mean of " + " and ".join(names)
     head = ("| configuration | seeds | CNN mIoU | ViT mIoU | CNN minus independent: mean ± s.e. (per seed) | "
             "ViT minus independent: mean ± s.e. (per seed) | "
-            f"CNN IoU: {' / '.join(classes)} |").replace("independent", baseline)
+            f"CNN IoU: {' / '.join(classes)} |").replace("independent", label)
     lines = [head, "|---|---|---|---|---|---|---|"]
     for name, folder in runs.items():
-        results = base if name == baseline else load(folder)
+        results = draws[names.index(name)] if name in names else load(folder)
         if not results:
             continue
         missing = sorted(set(results) - set(base))
         if missing:
-            raise ValueError(f"{name}: seeds {missing} have no {baseline!r} run to pair with (under {Path(root, runs[baseline])})")
+            raise ValueError(f"{name}: seeds {missing} have no {label!r} run to pair with (under {Path(root, runs[names[0]])})")
         cells = []
         for student in ("cnn", "vit"):
             values = [100 * r[student]["miou"] for r in results.values()]

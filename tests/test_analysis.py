@@ -163,6 +163,19 @@ def test_paired_gain_table_pairs_by_seed(tmp_path):
     with pytest.raises(ValueError, match="baseline 'nothing'"):
         paired_gain_table({"nothing": "nothing"}, baseline="nothing", root=tmp_path)
 
+    # a baseline of two draws: each seed's baseline is their mean (base2: 0.42 / 0.34 and 0.46 / 0.36,
+    # so the means are 0.41 / 0.32 and 0.48 / 0.36; other's CNN -2.0, +4.0: +1.0 ± 3.0; ViT +1.0, -1.0: +0.0 ± 1.0)
+    for seed, (c, v) in enumerate([(0.42, 0.34), (0.46, 0.36)]):
+        _write_metrics(tmp_path / "base2", seed, c, v)
+    runs = {"base": "base", "base2": "base2", "other": "other"}
+    two = paired_gain_table(runs, baseline=("base", "base2"), root=tmp_path).splitlines()
+    assert "CNN minus mean of base and base2" in two[0]
+    assert two[4] == "| other | 2 | 45.5 ± 9.2 | 34.0 ± 1.4 | +1.0 ± 3.0 (-2.0, +4.0) | +0.0 ± 1.0 (+1.0, -1.0) | 20.0 / 25.0 |"
+    assert two[2].startswith("| base | 2 | 45.0 ± 7.1 | 33.0 ± 4.2 | +0.5 ± 1.5 (-1.0, +2.0) | -1.0 ± 1.0 (-2.0, +0.0) |")  # each draw vs the mean
+    _write_metrics(tmp_path / "base3", 0, 0.4, 0.3)
+    with pytest.raises(ValueError, match="do not have the same seeds"):
+        paired_gain_table({"base": "base", "base3": "base3"}, baseline=("base", "base3"), root=tmp_path)
+
 
 def test_readme_long_schedule_table_is_the_committed_runs():
     """README's 1200-step table is what paired_gain_table() makes of the committed runs (no hand-copied numbers)."""
