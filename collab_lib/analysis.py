@@ -324,8 +324,8 @@ def paired_gain_table(runs: dict = LONG_STUDY, baseline: str | tuple = "independ
         draws.append(load(runs[name]))
         if not draws[-1]:
             raise ValueError(f"baseline {name!r}: no seed*/metrics.json under {Path(root, runs[name])}")
-    seeds = sorted(set.intersection(*(set(d) for d in draws)))
-    if any(set(d) != set(seeds) for d in draws):
+    seeds = sorted(draws[0])
+    if any(sorted(d) != seeds for d in draws):
         raise ValueError(f"baseline {names}: the runs do not have the same seeds ({[sorted(d) for d in draws]})")
     # a seed's baseline mIoU: the mean over the baseline's draws of that seed
     base = {seed: {student: {"miou": statistics.mean(d[seed][student]["miou"] for d in draws)} for student in ("cnn", "vit")}

@@ -370,7 +370,7 @@ def _train(config: TrainConfig, dist: distributed.DistInfo) -> Path:
     )
     # Channels-last (NHWC) suits tensor cores. On CPU it is opt-in: an early measurement found it ~1.6x slower;
     # with torch 2.14.1 on a 2-core CPU the step was ~11 % faster (benchmarks/RESULTS.md, Run 5), but switching
-    # the default would change the float rounding of every committed CPU run.
+    # the default would change every committed CPU run (float rounding, and which elements the CNN's dropout drops).
     channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     for module in (cnn, vit, loss_fn):
