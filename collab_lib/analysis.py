@@ -298,6 +298,8 @@ LONG_STUDY = {
     "collab, require_learner_wrong": "results/sweeps/long1200-learnerwrong/collab",
     "collab, require_learner_wrong, w_pixel=0.03": "results/sweeps/long1200-learnerwrong-pixel0.03/collab",
     "collab_no_pixel, w_hfd=w_region=0.3": "results/sweeps/long1200-feat0.3/collab_no_pixel",
+    # round 4, last: a second draw of hfd_only (channels-last, as the placebo), to see whether its ViT gain survives its own noise
+    "hfd_only, channels_last=True (placebo)": "results/sweeps/long1200-placebo-nhwc/hfd_only",
 }
 
 
