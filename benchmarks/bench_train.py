@@ -3,16 +3,22 @@
     python benchmarks/bench_train.py                                   # CPU: 128x128, batch 8
     python benchmarks/bench_train.py --size 512 1024 --batch 8         # GPU: the Cityscapes recipe
     python benchmarks/bench_train.py --layouts auto nhwc               # CPU: also channels-last students
+    python benchmarks/bench_train.py --interleave --steps 21           # collab / independent in one process
 
 For each method (independent, collab) and, on CUDA, each setting (fp32 eager,
 bf16 eager, bf16 + torch.compile), a fresh subprocess builds the students, the
-loss and the optimizers exactly as `collab_lib.train` does, runs `--warmup`
+loss and the optimizers as `collab_lib.train` does (decoders `--decoder-channels`
+wide: 256 by default, where the trainer's own default is 128), runs `--warmup`
 untimed steps and then `--steps` timed ones on one fixed batch of streets
 scenes, and reports the median step time (images/s = batch / median) and the
 peak memory: CUDA max_memory_allocated, or on CPU the process's peak resident
 set size (a fresh process per setting, so the numbers do not mix).
 Also measured: the training DataLoader's images/s (rendering + augmentation,
 `--workers` processes), to show whether the data pipeline can keep up.
+With `--interleave`, each setting is one process instead that alternates the
+two methods' steps on the same students (ABBA order) and reports the median of
+the paired collab / independent ratios: the way to read the issue-3 target on
+a machine whose step time moves between processes (no memory figures then).
 Printed as a table and, with --json, as JSON lines.
 """
 import argparse
@@ -28,19 +34,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def one_setting(args) -> dict:
-    """Runs in its own process: time `args.steps` training steps of one method/precision/compile setting."""
+def build_students_and_batch(args):
+    """The students and one fixed batch of streets scenes, on the device and in the layout the trainer would use."""
     import torch
 
     from collab_lib.config import TrainConfig
     from collab_lib.data import build_dataset
-    from collab_lib.losses import CollaborativeLoss
-    from collab_lib.models import build_student
-    from collab_lib.optim import build_optimizers
-    from collab_lib.train import AMP_DTYPES, resolve_device, train_step
+    from collab_lib.train import build_students, resolve_device
 
     device = resolve_device(args.device)
-    config = TrainConfig(method=args.method, batch_size=args.batch, image_size=tuple(args.size))
     torch.manual_seed(0)
     dataset = build_dataset("streets", split="val", size=tuple(args.size), num_samples=args.batch)
     images = torch.stack([dataset[i][0] for i in range(args.batch)])
@@ -49,30 +51,61 @@ def one_setting(args) -> dict:
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     images = images.to(device).contiguous(memory_format=memory_format)
     labels = labels.to(device)
+    config = TrainConfig(batch_size=args.batch, image_size=tuple(args.size),
+                         cnn_decoder_channels=args.decoder_channels, vit_decoder_channels=args.decoder_channels)
+    cnn, vit = build_students(config, dataset.num_classes)
+    for module in (cnn, vit):
+        module.to(device=device, memory_format=memory_format).train()
+    return device, memory_format, cnn, vit, images, labels
 
-    cnn = build_student(config.cnn, dataset.num_classes)
-    vit = build_student(config.vit, dataset.num_classes)
+
+def build_step(args, method, device, memory_format, cnn, vit, images, labels):
+    """One training step of `method` as `collab_lib.train` runs it (its loss, its two optimizers): a callable."""
+    import torch
+
+    from collab_lib.config import TrainConfig
+    from collab_lib.losses import CollaborativeLoss
+    from collab_lib.optim import build_optimizers
+    from collab_lib.train import AMP_DTYPES, train_step
+
+    config = TrainConfig(method=method, batch_size=args.batch, image_size=tuple(args.size))
     loss_fn = CollaborativeLoss(cnn, vit, method=config.method, w_hfd=config.w_hfd, w_region=config.w_region,
                                 w_pixel=config.w_pixel, warmup=0.0)  # warm-up 0: every term at full weight
-    for module in (cnn, vit, loss_fn):
-        module.to(device=device, memory_format=memory_format).train()
+    loss_fn.to(device=device, memory_format=memory_format).train()
     opt_cnn, opt_vit = build_optimizers(cnn, vit, loss_fn, config, device)
     scaler = torch.amp.GradScaler(device.type, enabled=args.precision == "fp16")
     cnn_step, vit_step = (torch.compile(cnn), torch.compile(vit)) if args.compile else (cnn, vit)
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+    def step():
+        return train_step(cnn_step, vit_step, loss_fn, opt_cnn, opt_vit, scaler, images, labels, 0.5,
+                          AMP_DTYPES[args.precision])
+    return step
 
+
+def timed_step(step, device) -> tuple[float, dict]:
+    """Seconds of one step; on CUDA the clock waits for the device (the trainer itself does not)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    terms = step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0, terms
+
+
+def one_setting(args) -> dict:
+    """Runs in its own process: time `args.steps` training steps of one method/precision/compile setting."""
+    import torch
+
+    device, memory_format, cnn, vit, images, labels = build_students_and_batch(args)
+    step = build_step(args, args.method, device, memory_format, cnn, vit, images, labels)
     times = []
     for i in range(args.warmup + args.steps):
-        sync()
-        t0 = time.perf_counter()
-        terms = train_step(cnn_step, vit_step, loss_fn, opt_cnn, opt_vit, scaler, images, labels, 0.5,
-                           AMP_DTYPES[args.precision])
-        sync()  # a benchmark may wait for the device; the trainer does not
+        seconds, terms = timed_step(step, device)
         if i >= args.warmup:
-            times.append(time.perf_counter() - t0)
+            times.append(seconds)
     assert torch.isfinite(terms["loss"]).item()
     if device.type == "cuda":
         peak_mib = torch.cuda.max_memory_allocated(device) / 2**20
@@ -81,8 +114,40 @@ def one_setting(args) -> dict:
     median = statistics.median(times)
     return {"what": "step", "method": args.method, "precision": args.precision, "compile": args.compile,
             "layout": "nhwc" if channels_last else "nchw",
-            "device": str(device), "size": args.size, "batch": args.batch, "median_s": median,
+            "device": str(device), "size": args.size, "batch": args.batch, "decoder_channels": args.decoder_channels, "median_s": median,
             "images_per_s": args.batch / median, "peak_mib": peak_mib, "times_s": times}
+
+
+def interleaved(args) -> dict:
+    """Runs in its own process: independent and collab steps alternating on the same students.
+
+    Between processes this machine's step time moves by up to 30 % (RESULTS.md Run 6), more than the
+    difference being measured; within one process both methods meet the same allocator state, caches and
+    load. Round r runs independent then collab (r even) or the reverse (r odd), so neither always goes
+    first. Both methods train the same two students (each with its own loss and optimizers): only the
+    time is measured here, no memory.
+    """
+    import torch
+
+    device, memory_format, cnn, vit, images, labels = build_students_and_batch(args)
+    methods = ("independent", "collab")
+    steps = {m: build_step(args, m, device, memory_format, cnn, vit, images, labels) for m in methods}
+    times, logged = {m: [] for m in methods}, {}
+    for r in range(args.warmup + args.steps):
+        for m in (methods if r % 2 == 0 else methods[::-1]):
+            seconds, terms = timed_step(steps[m], device)
+            assert torch.isfinite(terms["loss"]).item(), f"{m}: non-finite loss at round {r}"
+            logged[m] = sorted(terms)  # which loss terms the step computed (proof of what was timed)
+            if r >= args.warmup:
+                times[m].append(seconds)
+    paired = [c / i for c, i in zip(times["collab"], times["independent"])]
+    medians = {m: statistics.median(t) for m, t in times.items()}
+    return {"what": "interleaved", "precision": args.precision, "compile": args.compile,
+            "layout": "nhwc" if memory_format == torch.channels_last else "nchw", "device": str(device),
+            "size": args.size, "batch": args.batch, "decoder_channels": args.decoder_channels, "median_s": medians,
+            "ratio_of_medians": medians["collab"] / medians["independent"],
+            "median_paired_ratio": statistics.median(paired), "paired_ratios": paired, "times_s": times,
+            "terms": logged}
 
 
 def loader_throughput(args) -> dict:
@@ -111,6 +176,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"))
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--decoder-channels", type=int, default=256,
+                        help="width of both decoders (256: the students' standard, as in every run recorded so far; "
+                             "TrainConfig's default, used by the CPU recipe, is 128)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--steps", type=int, default=10, help="timed steps per setting")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compile, allocator, caches)")
@@ -120,8 +188,12 @@ def main():
     parser.add_argument("--layouts", nargs="+", default=["auto"], choices=["auto", "nchw", "nhwc"],
                         help="memory layouts of students and batch to measure (auto: as the trainer, "
                              "channels-last on CUDA only); each is timed for every setting")
+    parser.add_argument("--interleave", action="store_true",
+                        help="time independent and collab alternating in one process per setting (the ratio "
+                             "without between-process noise; --steps rounds of one step each; no memory figures)")
     # internal: one setting, in a child process
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--one-interleaved", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--method", default="collab", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     parser.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
@@ -129,6 +201,9 @@ def main():
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one_setting(args)))
+        return
+    if args.one_interleaved:
+        print(json.dumps(interleaved(args)))
         return
 
     import torch
@@ -140,17 +215,32 @@ def main():
     else:
         settings = [("fp32", False)]
         machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
-    print(f"# {machine}; torch {torch.__version__}; size {args.size[0]}x{args.size[1]}, batch {args.batch}; "
+    print(f"# {machine}; torch {torch.__version__}; size {args.size[0]}x{args.size[1]}, batch {args.batch}, "
+          f"decoders {args.decoder_channels} wide; "
           f"median of {args.steps} steps after {args.warmup} warm-up", flush=True)
 
     rows = []
     settings = [(precision, compiled, layout) for precision, compiled in settings for layout in args.layouts]
     for precision, compiled, layout in settings:
+        common = ["--precision", precision, "--size", *map(str, args.size), "--batch", str(args.batch),
+                  "--device", args.device, "--steps", str(args.steps), "--warmup", str(args.warmup),
+                  "--layout", layout, "--decoder-channels", str(args.decoder_channels)] + (["--compile"] if compiled else [])
+        if args.interleave:
+            out = subprocess.run([sys.executable, __file__, "--one-interleaved", *common],
+                                 capture_output=True, text=True, check=True).stdout
+            row = json.loads(out.strip().splitlines()[-1])
+            rows.append(row)
+            if args.json:
+                print(json.dumps(row), flush=True)
+            else:
+                name = f"{precision}{' + compile' if compiled else ' eager'} {row['layout']}"
+                print(f"{name:20s} independent {row['median_s']['independent'] * 1000:8.1f} ms/step, collab "
+                      f"{row['median_s']['collab'] * 1000:8.1f} ms/step; collab / independent: "
+                      f"{row['median_paired_ratio']:.3f}x (median of paired rounds), "
+                      f"{row['ratio_of_medians']:.3f}x (ratio of medians)", flush=True)
+            continue
         for method in ("independent", "collab"):
-            command = [sys.executable, __file__, "--one", "--method", method, "--precision", precision,
-                       "--size", *map(str, args.size), "--batch", str(args.batch), "--device", args.device,
-                       "--steps", str(args.steps), "--warmup", str(args.warmup), "--layout", layout,
-                       ] + (["--compile"] if compiled else [])
+            command = [sys.executable, __file__, "--one", "--method", method, *common]
             out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
             rows.append(json.loads(out.strip().splitlines()[-1]))
             row = rows[-1]
@@ -162,7 +252,7 @@ def main():
                       f"peak {row['peak_mib']:8.0f} MiB", flush=True)
         ratio = rows[-1]["median_s"] / rows[-2]["median_s"]
         print(f"{'':32s} collab / independent step time: {ratio:.3f}x", flush=True)
-    if cuda and len(rows) >= 6 and args.layouts == ["auto"]:
+    if cuda and len(rows) >= 6 and args.layouts == ["auto"] and not args.interleave:
         best = max(r["images_per_s"] for r in rows[2:])
         print(f"best precision/compile vs fp32 eager (collab): {rows[-1]['images_per_s'] / rows[1]['images_per_s']:.2f}x; "
               f"best of all settings vs fp32 eager collab: {best / rows[1]['images_per_s']:.2f}x")

@@ -1,0 +1,54 @@
+"""The benchmark scripts still run and report what they say they time (tiny settings; no timing is asserted).
+
+Speed targets are read from the scripts' output by a person (benchmarks/RESULTS.md), never by a
+test; these tests only keep the scripts from rotting and check their arithmetic and bookkeeping.
+"""
+import json
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # two short subprocess runs of the scripts
+
+
+def run_script(name: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args],
+                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_bench_train_interleaved_times_both_methods_and_pairs_their_rounds():
+    out = run_script("bench_train.py", "--interleave", "--json", "--steps", "3", "--warmup", "1",
+                     "--size", "64", "64", "--batch", "2", "--decoder-channels", "32",
+                     "--loader-batches", "1", "--workers", "0")
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    row = next(r for r in rows if r["what"] == "interleaved")
+    times = row["times_s"]
+    assert len(times["independent"]) == len(times["collab"]) == 3  # warm-up rounds not timed
+    # What was timed: the collab step computed the three collab terms, the independent step none of them.
+    assert {"hfd", "region", "pixel"} <= set(row["terms"]["collab"])
+    assert not {"hfd", "region", "pixel"} & set(row["terms"]["independent"])
+    assert row["layout"] == "nchw" and row["decoder_channels"] == 32
+    paired = [c / i for c, i in zip(times["collab"], times["independent"])]
+    assert row["paired_ratios"] == pytest.approx(paired)
+    assert row["median_paired_ratio"] == pytest.approx(statistics.median(paired))
+    medians = {m: statistics.median(t) for m, t in times.items()}
+    assert row["ratio_of_medians"] == pytest.approx(medians["collab"] / medians["independent"])
+    assert any(r["what"] == "loader" and r["images_per_s"] > 0 for r in rows)
+
+
+def test_bench_losses_reports_every_variant_and_the_step_ratio():
+    out = run_script("bench_losses.py", "--threads", "1", "--warmup", "0", "--repeats", "1", "--size", "32",
+                     "--batch", "2", "--decoder-channels", "32", "--terms", "--dense")
+    for phase in ("loss", "step"):
+        for variant in ("independent", "collab", "collab-dense", "hfd-only", "region-only", "pixel-only"):
+            assert re.search(rf"^{phase}\s+{variant}\s+[\d.]+ ", out, re.M), f"{phase} {variant} missing:\n{out}"
+    step = {m: float(re.search(rf"^step\s+{m}\s+([\d.]+)", out, re.M).group(1)) for m in ("independent", "collab")}
+    ratio = float(re.search(r"step ratio \(medians\): ([\d.]+)", out).group(1))
+    assert ratio == pytest.approx(step["collab"] / step["independent"], abs=2e-3)  # from the printed (rounded) ms
