@@ -113,8 +113,8 @@ def one_setting(args) -> dict:
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     median = statistics.median(times)
     return {"what": "step", "method": args.method, "precision": args.precision, "compile": args.compile,
-            "layout": "nhwc" if channels_last else "nchw",
-            "device": str(device), "size": args.size, "batch": args.batch, "decoder_channels": args.decoder_channels, "median_s": median,
+            "layout": "nhwc" if memory_format == torch.channels_last else "nchw", "device": str(device),
+            "size": args.size, "batch": args.batch, "decoder_channels": args.decoder_channels, "median_s": median,
             "images_per_s": args.batch / median, "peak_mib": peak_mib, "times_s": times}
 
 

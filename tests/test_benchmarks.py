@@ -43,6 +43,18 @@ def test_bench_train_interleaved_times_both_methods_and_pairs_their_rounds():
     assert any(r["what"] == "loader" and r["images_per_s"] > 0 for r in rows)
 
 
+def test_bench_train_times_each_method_in_its_own_process_per_layout():
+    out = run_script("bench_train.py", "--json", "--steps", "2", "--warmup", "0", "--size", "64", "64",
+                     "--batch", "2", "--decoder-channels", "32", "--layouts", "nchw", "nhwc",
+                     "--loader-batches", "1", "--workers", "0")
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    steps = [(r["method"], r["layout"]) for r in rows if r["what"] == "step"]
+    assert steps == [("independent", "nchw"), ("collab", "nchw"), ("independent", "nhwc"), ("collab", "nhwc")]
+    for row in (r for r in rows if r["what"] == "step"):
+        assert len(row["times_s"]) == 2 and row["median_s"] == pytest.approx(statistics.median(row["times_s"]))
+        assert row["peak_mib"] > 0 and row["decoder_channels"] == 32
+
+
 def test_bench_losses_reports_every_variant_and_the_step_ratio():
     out = run_script("bench_losses.py", "--threads", "1", "--warmup", "0", "--repeats", "1", "--size", "32",
                      "--batch", "2", "--decoder-channels", "32", "--terms", "--dense")
