@@ -307,7 +307,8 @@ def paired_gain_table(runs: dict = LONG_STUDY, baseline: str | tuple = "independ
                       classes=("traffic sign", "person"), root=".") -> str:
     """A markdown table comparing configurations run with the same seeds.
 
-    runs: {name: folder holding seed<N>/metrics.json}; baseline: the name the gains are measured
+    runs: {name: folder holding seed<N>/metrics.json, or a tuple of folders whose seeds are pooled
+    (each seed in one folder only)}; baseline: the name the gains are measured
     against, or a tuple of names: then a seed's baseline is the mean of their runs of that seed (every
     name must have it), e.g. two draws of the same training that differ only in noise; split: "test"
     or "final_val" (the metrics.json entry). Per configuration: the number of
@@ -316,9 +317,15 @@ def paired_gain_table(runs: dict = LONG_STUDY, baseline: str | tuple = "independ
     then the per-seed values in brackets), and the CNN's IoU x100 on `classes` (mean over seeds). A
     seed that the baseline lacks is an error: a gain is only read against the same seed.
     """
-    def load(folder):
-        paths = sorted(Path(root, folder).glob("seed*/metrics.json"), key=lambda q: int(q.parent.name[4:]))
-        return {int(q.parent.name[4:]): json.loads(q.read_text())[split] for q in paths}
+    def load(folders):
+        results = {}
+        for folder in (folders,) if isinstance(folders, (str, Path)) else folders:
+            for q in sorted(Path(root, folder).glob("seed*/metrics.json"), key=lambda q: int(q.parent.name[4:])):
+                seed = int(q.parent.name[4:])
+                if seed in results:
+                    raise ValueError(f"seed {seed} is in more than one of the folders {folders!r}: pool only distinct seeds")
+                results[seed] = json.loads(q.read_text())[split]
+        return dict(sorted(results.items()))
 
     names = (baseline,) if isinstance(baseline, str) else tuple(baseline)
     draws = []

@@ -176,6 +176,18 @@ def test_paired_gain_table_pairs_by_seed(tmp_path):
     with pytest.raises(ValueError, match="do not have the same seeds"):
         paired_gain_table({"base": "base", "base3": "base3"}, baseline=("base", "base3"), root=tmp_path)
 
+    # a tuple of folders pools their seeds: later seeds run elsewhere (more_base seed 2: 0.44 / 0.30,
+    # more_other seed 2: 0.47 / 0.29, a gain of +3.0 / -1.0 joining -1.0, +2.0 / +3.0, -1.0)
+    _write_metrics(tmp_path / "more_base", 2, 0.44, 0.30)
+    _write_metrics(tmp_path / "more_other", 2, 0.47, 0.29)
+    pooled = paired_gain_table({"base": ("base", "more_base"), "other": ("more_other", "other")}, baseline="base",
+                               root=tmp_path).splitlines()
+    # mIoU CNN 39, 52, 47: 46.0 ± 6.6; ViT 33, 35, 29: 32.3 ± 3.1 (stdev sqrt(18.67 / 2) = 3.06)
+    # CNN gains -1.0, +2.0, +3.0: mean +1.33, stdev 2.08, s.e. 1.20; ViT +3.0, -1.0, -1.0: +0.33, 2.31, 1.33
+    assert pooled[3].startswith("| other | 3 | 46.0 ± 6.6 | 32.3 ± 3.1 | +1.3 ± 1.2 (-1.0, +2.0, +3.0) | +0.3 ± 1.3 (+3.0, -1.0, -1.0) |")
+    with pytest.raises(ValueError, match="seed 0 is in more than one of the folders"):
+        paired_gain_table({"base": ("base", "base2")}, baseline="base", root=tmp_path)
+
 
 def test_readme_long_schedule_table_is_the_committed_runs():
     """README's 1200-step table is what paired_gain_table() makes of the committed runs (no hand-copied numbers)."""
