@@ -302,6 +302,16 @@ LONG_STUDY = {
     "hfd_only, channels_last=True (placebo)": "results/sweeps/long1200-placebo-nhwc/hfd_only",
 }
 
+# Round 5 (results/sweeps/README.md item 9): the pre-registered replication of hfd_only on fresh seeds 7-13,
+# and the same two configurations pooled over all 14 seeds (0-6 from LONG_STUDY's rounds, 7-13 from round 5).
+CONFIRM_STUDY = {
+    "independent": "results/sweeps/long1200-confirm/independent",
+    "hfd_only": "results/sweeps/long1200-confirm/hfd_only",
+}
+POOLED_HFD_STUDY = {
+    name: (LONG_STUDY[name], CONFIRM_STUDY[name]) for name in ("independent", "hfd_only")
+}
+
 
 def paired_gain_table(runs: dict = LONG_STUDY, baseline: str | tuple = "independent", split: str = "test",
                       classes=("traffic sign", "person"), root=".") -> str:
