@@ -196,3 +196,16 @@ def test_readme_long_schedule_table_is_the_committed_runs():
     root = Path(__file__).resolve().parents[1]
     assert paired_gain_table(root=root) in (root / "README.md").read_text()
     assert paired_gain_table(split="final_val", root=root) in (root / "results/sweeps/README.md").read_text()
+
+
+def test_round5_replication_tables_are_the_committed_runs():
+    """Round 5 (fresh seeds 7-13) and the 14-seed pool: README shows the test split, the sweeps README val."""
+    from collab_lib.analysis import CONFIRM_STUDY, POOLED_HFD_STUDY, paired_gain_table
+
+    root = Path(__file__).resolve().parents[1]
+    readme, sweeps = (root / "README.md").read_text(), (root / "results/sweeps/README.md").read_text()
+    for study in (CONFIRM_STUDY, POOLED_HFD_STUDY):
+        assert paired_gain_table(study, root=root) in readme
+        assert paired_gain_table(study, split="final_val", root=root) in sweeps
+    # the pool holds each seed once: 7 + 7
+    assert "| hfd_only | 14 |" in paired_gain_table(POOLED_HFD_STUDY, root=root)
