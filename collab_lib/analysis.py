@@ -327,9 +327,15 @@ def paired_gain_table(runs: dict = LONG_STUDY, baseline: str | tuple = "independ
     then the per-seed values in brackets), and the CNN's IoU x100 on `classes` (mean over seeds). A
     seed that the baseline lacks is an error: a gain is only read against the same seed.
     """
+    def as_folders(folders):
+        return (folders,) if isinstance(folders, (str, Path)) else tuple(folders)
+
+    def where(folders):  # for error messages
+        return ", ".join(str(Path(root, f)) for f in as_folders(folders))
+
     def load(folders):
         results = {}
-        for folder in (folders,) if isinstance(folders, (str, Path)) else folders:
+        for folder in as_folders(folders):
             for q in sorted(Path(root, folder).glob("seed*/metrics.json"), key=lambda q: int(q.parent.name[4:])):
                 seed = int(q.parent.name[4:])
                 if seed in results:
@@ -342,7 +348,7 @@ def paired_gain_table(runs: dict = LONG_STUDY, baseline: str | tuple = "independ
     for name in names:
         draws.append(load(runs[name]))
         if not draws[-1]:
-            raise ValueError(f"baseline {name!r}: no seed*/metrics.json under {Path(root, runs[name])}")
+            raise ValueError(f"baseline {name!r}: no seed*/metrics.json under {where(runs[name])}")
     seeds = sorted(draws[0])
     if any(sorted(d) != seeds for d in draws):
         raise ValueError(f"baseline {names}: the runs do not have the same seeds ({[sorted(d) for d in draws]})")
@@ -360,7 +366,7 @@ def paired_gain_table(runs: dict = LONG_STUDY, baseline: str | tuple = "independ
             continue
         missing = sorted(set(results) - set(base))
         if missing:
-            raise ValueError(f"{name}: seeds {missing} have no {label!r} run to pair with (under {Path(root, runs[names[0]])})")
+            raise ValueError(f"{name}: seeds {missing} have no {label!r} run to pair with (under {where(runs[names[0]])})")
         cells = []
         for student in ("cnn", "vit"):
             values = [100 * r[student]["miou"] for r in results.values()]

@@ -187,6 +187,11 @@ def test_paired_gain_table_pairs_by_seed(tmp_path):
     assert pooled[3].startswith("| other | 3 | 46.0 ± 6.6 | 32.3 ± 3.1 | +1.3 ± 1.2 (-1.0, +2.0, +3.0) | +0.3 ± 1.3 (+3.0, -1.0, -1.0) |")
     with pytest.raises(ValueError, match="seed 0 is in more than one of the folders"):
         paired_gain_table({"base": ("base", "base2")}, baseline="base", root=tmp_path)
+    # errors name every folder of a pooled baseline
+    with pytest.raises(ValueError, match=r"extra: seeds \[2\] have no 'base' run .*base, .*nothing"):
+        paired_gain_table({"base": ("base", "nothing"), "extra": "extra"}, baseline="base", root=tmp_path)
+    with pytest.raises(ValueError, match=r"baseline 'none': no seed\*/metrics.json under .*nothing, .*nothing2"):
+        paired_gain_table({"none": ("nothing", "nothing2")}, baseline="none", root=tmp_path)
 
 
 def test_readme_long_schedule_table_is_the_committed_runs():
