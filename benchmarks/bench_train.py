@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def build_students_and_batch(args):
-    """The students and one fixed batch of streets scenes, on the device and in the layout the trainer would use."""
+    """The config, the students and one fixed batch of streets scenes, on the device and in the layout the trainer would use."""
     import torch
 
     from collab_lib.config import TrainConfig
@@ -56,19 +56,20 @@ def build_students_and_batch(args):
     cnn, vit = build_students(config, dataset.num_classes)
     for module in (cnn, vit):
         module.to(device=device, memory_format=memory_format).train()
-    return device, memory_format, cnn, vit, images, labels
+    return config, device, memory_format, cnn, vit, images, labels
 
 
-def build_step(args, method, device, memory_format, cnn, vit, images, labels):
+def build_step(args, config, method, device, memory_format, cnn, vit, images, labels):
     """One training step of `method` as `collab_lib.train` runs it (its loss, its two optimizers): a callable."""
+    import dataclasses
+
     import torch
 
-    from collab_lib.config import TrainConfig
     from collab_lib.losses import CollaborativeLoss
     from collab_lib.optim import build_optimizers
     from collab_lib.train import AMP_DTYPES, train_step
 
-    config = TrainConfig(method=method, batch_size=args.batch, image_size=tuple(args.size))
+    config = dataclasses.replace(config, method=method)
     loss_fn = CollaborativeLoss(cnn, vit, method=config.method, w_hfd=config.w_hfd, w_region=config.w_region,
                                 w_pixel=config.w_pixel, warmup=0.0)  # warm-up 0: every term at full weight
     loss_fn.to(device=device, memory_format=memory_format).train()
@@ -99,8 +100,8 @@ def one_setting(args) -> dict:
     """Runs in its own process: time `args.steps` training steps of one method/precision/compile setting."""
     import torch
 
-    device, memory_format, cnn, vit, images, labels = build_students_and_batch(args)
-    step = build_step(args, args.method, device, memory_format, cnn, vit, images, labels)
+    config, device, memory_format, cnn, vit, images, labels = build_students_and_batch(args)
+    step = build_step(args, config, args.method, device, memory_format, cnn, vit, images, labels)
     times = []
     for i in range(args.warmup + args.steps):
         seconds, terms = timed_step(step, device)
@@ -129,9 +130,9 @@ def interleaved(args) -> dict:
     """
     import torch
 
-    device, memory_format, cnn, vit, images, labels = build_students_and_batch(args)
+    config, device, memory_format, cnn, vit, images, labels = build_students_and_batch(args)
     methods = ("independent", "collab")
-    steps = {m: build_step(args, m, device, memory_format, cnn, vit, images, labels) for m in methods}
+    steps = {m: build_step(args, config, m, device, memory_format, cnn, vit, images, labels) for m in methods}
     times, logged = {m: [] for m in methods}, {}
     for r in range(args.warmup + args.steps):
         for m in (methods if r % 2 == 0 else methods[::-1]):
