@@ -17,7 +17,9 @@ configuration, per-class IoU side by side, and the teaching shares per class.
 
 `paired_gain_table(runs)` compares configurations run with the same seeds
 (e.g. the 1200-step study in results/sweeps): each student's mIoU, its gain
-over a baseline paired by seed, and the CNN's IoU on chosen classes.
+over a baseline paired by seed, and the CNN's IoU on chosen classes;
+`replication_verdict` applies the rule fixed before a replication round
+(results/sweeps/README.md items 9-10) to such runs.
 """
 import json
 import math
@@ -313,6 +315,27 @@ POOLED_HFD_STUDY = {
 }
 
 
+def _as_folders(folders) -> tuple:
+    return (folders,) if isinstance(folders, (str, Path)) else tuple(folders)
+
+
+def _where(folders, root) -> str:
+    """The folders of a configuration, for error messages."""
+    return ", ".join(str(Path(root, f)) for f in _as_folders(folders))
+
+
+def _seed_metrics(folders, split: str, root) -> dict:
+    """{seed: metrics.json[split]} over seed<N>/ under one folder or a tuple of folders pooled (a seed in one only)."""
+    results = {}
+    for folder in _as_folders(folders):
+        for q in sorted(Path(root, folder).glob("seed*/metrics.json"), key=lambda q: int(q.parent.name[4:])):
+            seed = int(q.parent.name[4:])
+            if seed in results:
+                raise ValueError(f"seed {seed} is in more than one of the folders {folders!r}: pool only distinct seeds")
+            results[seed] = json.loads(q.read_text())[split]
+    return dict(sorted(results.items()))
+
+
 def paired_gain_table(runs: dict = LONG_STUDY, baseline: str | tuple = "independent", split: str = "test",
                       classes=("traffic sign", "person"), root=".") -> str:
     """A markdown table comparing configurations run with the same seeds.
@@ -327,21 +350,11 @@ def paired_gain_table(runs: dict = LONG_STUDY, baseline: str | tuple = "independ
     then the per-seed values in brackets), and the CNN's IoU x100 on `classes` (mean over seeds). A
     seed that the baseline lacks is an error: a gain is only read against the same seed.
     """
-    def as_folders(folders):
-        return (folders,) if isinstance(folders, (str, Path)) else tuple(folders)
-
-    def where(folders):  # for error messages
-        return ", ".join(str(Path(root, f)) for f in as_folders(folders))
+    def where(folders):
+        return _where(folders, root)
 
     def load(folders):
-        results = {}
-        for folder in as_folders(folders):
-            for q in sorted(Path(root, folder).glob("seed*/metrics.json"), key=lambda q: int(q.parent.name[4:])):
-                seed = int(q.parent.name[4:])
-                if seed in results:
-                    raise ValueError(f"seed {seed} is in more than one of the folders {folders!r}: pool only distinct seeds")
-                results[seed] = json.loads(q.read_text())[split]
-        return dict(sorted(results.items()))
+        return _seed_metrics(folders, split, root)
 
     names = (baseline,) if isinstance(baseline, str) else tuple(baseline)
     draws = []
@@ -384,3 +397,51 @@ def paired_gain_table(runs: dict = LONG_STUDY, baseline: str | tuple = "independ
         thin = [100 * statistics.mean(r["cnn"]["iou"][c] for r in results.values()) for c in classes]
         lines.append(f"| {name} | {len(results)} | " + " | ".join(cells) + " | " + " / ".join(f"{t:.1f}" for t in thin) + " |")
     return "\n".join(lines)
+
+
+def paired_gains(runs: dict, name: str, student: str, baseline: str = "independent", split: str = "test",
+                 root=".") -> dict:
+    """{seed: student's mIoU x100 under `name` minus under `baseline`, same seed} (runs as in paired_gain_table).
+
+    student: "cnn" or "vit". A seed of `name` that the baseline lacks is an error.
+    """
+    if student not in ("cnn", "vit"):
+        raise ValueError(f"student must be 'cnn' or 'vit', got {student!r}")
+    results, base = _seed_metrics(runs[name], split, root), _seed_metrics(runs[baseline], split, root)
+    if not results:
+        raise ValueError(f"{name!r}: no seed*/metrics.json under {_where(runs[name], root)}")
+    missing = sorted(set(results) - set(base))
+    if missing:
+        raise ValueError(f"{name}: seeds {missing} have no {baseline!r} run to pair with (under {_where(runs[baseline], root)})")
+    return {seed: 100 * (results[seed][student]["miou"] - base[seed][student]["miou"]) for seed in results}
+
+
+def replication_verdict(runs: dict, name: str, student: str, expected_sign: int, min_agreeing: int = 5,
+                        baseline: str = "independent", root=".") -> dict:
+    """Apply the rule that results/sweeps/README.md items 9 and 10 fixed before their runs.
+
+    A hypothesis "`name` moves `student` in the direction `expected_sign` (+1 gain, -1 cost) against
+    `baseline`" **holds** if the mean paired gain has that sign on final val and on test and at least
+    `min_agreeing` seeds have it on test; it **fails** if the mean is at or on the wrong side of 0 on
+    either split; anything between is "not settled". Returns {"final_val": {...}, "test": {...},
+    "verdict": str}, each split's dict holding the per-seed gains (x100), their mean, standard error
+    and the count of seeds with the expected sign.
+    """
+    if expected_sign not in (1, -1):
+        raise ValueError(f"expected_sign must be +1 (a gain) or -1 (a cost), got {expected_sign!r}")
+    report = {}
+    for split in ("final_val", "test"):
+        gains = paired_gains(runs, name, student, baseline, split, root)
+        values = list(gains.values())
+        report[split] = {
+            "gains": gains, "mean": statistics.mean(values),
+            "se": statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan"),
+            "agreeing": sum(expected_sign * g > 0 for g in values), "seeds": len(values),
+        }
+    if any(expected_sign * report[split]["mean"] <= 0 for split in ("final_val", "test")):
+        report["verdict"] = "fails"
+    elif report["test"]["agreeing"] >= min_agreeing:
+        report["verdict"] = "holds"
+    else:
+        report["verdict"] = "not settled"
+    return report

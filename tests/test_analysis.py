@@ -194,6 +194,54 @@ def test_paired_gain_table_pairs_by_seed(tmp_path):
         paired_gain_table({"none": ("nothing", "nothing2")}, baseline="none", root=tmp_path)
 
 
+def _write_split_metrics(folder, seed, val, test):
+    """seed<N>/metrics.json with the ViT's mIoU `val` on final_val and `test` on test (the CNN fixed at 0.5)."""
+    run = folder / f"seed{seed}"
+    run.mkdir(parents=True)
+    student = lambda miou: {"miou": miou, "iou": {}}  # noqa: E731
+    (run / "metrics.json").write_text(json.dumps({split: {"cnn": student(0.5), "vit": student(value)}
+                                                  for split, value in (("final_val", val), ("test", test))}))
+
+
+def test_replication_verdict_applies_the_rule_fixed_in_advance(tmp_path):
+    from collab_lib.analysis import paired_gains, replication_verdict
+
+    for seed in range(4):
+        _write_split_metrics(tmp_path / "base", seed, 0.40, 0.40)
+    # ViT gains x100 -- val: +1, +1, +1, -1 (mean +0.5); test: +2, +2, +2, -2 (mean +1.0, 3 of 4 positive)
+    for seed, g in enumerate([1, 1, 1, -1]):
+        _write_split_metrics(tmp_path / "up", seed, 0.40 + g / 100, 0.40 + 2 * g / 100)
+    runs = {"independent": "base", "up": "up"}
+    gains = paired_gains(runs, "up", "vit", split="test", root=tmp_path)
+    assert gains.keys() == {0, 1, 2, 3} and gains[3] == pytest.approx(-2.0) and gains[0] == pytest.approx(2.0)
+    assert paired_gains(runs, "up", "cnn", root=tmp_path) == {0: 0.0, 1: 0.0, 2: 0.0, 3: 0.0}
+
+    report = replication_verdict(runs, "up", "vit", +1, min_agreeing=3, root=tmp_path)
+    assert report["verdict"] == "holds"
+    assert report["test"]["mean"] == pytest.approx(1.0) and report["test"]["agreeing"] == 3
+    assert report["final_val"]["mean"] == pytest.approx(0.5) and report["final_val"]["se"] == pytest.approx(0.5)
+    # the same runs with a stricter count: positive means but too few agreeing seeds on test
+    assert replication_verdict(runs, "up", "vit", +1, min_agreeing=4, root=tmp_path)["verdict"] == "not settled"
+    # read as a cost, the positive means refute it; a student that does not move fails either way (mean 0)
+    assert replication_verdict(runs, "up", "vit", -1, min_agreeing=1, root=tmp_path)["verdict"] == "fails"
+    assert replication_verdict(runs, "up", "cnn", +1, min_agreeing=0, root=tmp_path)["verdict"] == "fails"
+    # a mean that is positive on test but negative on val fails
+    for seed, (gv, gt) in enumerate([(-1, 2), (-1, 2), (1, 2), (-1, 2)]):
+        _write_split_metrics(tmp_path / "mixed", seed, 0.40 + gv / 100, 0.40 + gt / 100)
+    mixed = replication_verdict({"independent": "base", "mixed": "mixed"}, "mixed", "vit", +1, root=tmp_path)
+    assert mixed["verdict"] == "fails" and mixed["test"]["agreeing"] == 4
+
+    with pytest.raises(ValueError, match="expected_sign"):
+        replication_verdict(runs, "up", "vit", 0, root=tmp_path)
+    with pytest.raises(ValueError, match="student must be 'cnn' or 'vit'"):
+        paired_gains(runs, "up", "ViT", root=tmp_path)
+    _write_split_metrics(tmp_path / "lonely", 9, 0.4, 0.4)
+    with pytest.raises(ValueError, match=r"lonely: seeds \[9\] have no 'independent' run"):
+        paired_gains({"independent": "base", "lonely": "lonely"}, "lonely", "vit", root=tmp_path)
+    with pytest.raises(ValueError, match="'nothing': no seed"):
+        paired_gains({"independent": "base", "nothing": "nothing"}, "nothing", "vit", root=tmp_path)
+
+
 def test_readme_long_schedule_table_is_the_committed_runs():
     """README's 1200-step table is what paired_gain_table() makes of the committed runs (no hand-copied numbers)."""
     from collab_lib.analysis import paired_gain_table
@@ -205,7 +253,7 @@ def test_readme_long_schedule_table_is_the_committed_runs():
 
 def test_round5_replication_tables_are_the_committed_runs():
     """Round 5 (fresh seeds 7-13) and the 14-seed pool: README shows the test split, the sweeps README val."""
-    from collab_lib.analysis import CONFIRM_STUDY, POOLED_HFD_STUDY, paired_gain_table
+    from collab_lib.analysis import CONFIRM_STUDY, POOLED_HFD_STUDY, paired_gain_table, replication_verdict
 
     root = Path(__file__).resolve().parents[1]
     readme, sweeps = (root / "README.md").read_text(), (root / "results/sweeps/README.md").read_text()
@@ -214,3 +262,5 @@ def test_round5_replication_tables_are_the_committed_runs():
         assert paired_gain_table(study, split="final_val", root=root) in sweeps
     # the pool holds each seed once: 7 + 7
     assert "| hfd_only | 14 |" in paired_gain_table(POOLED_HFD_STUDY, root=root)
+    # the verdict the READMEs report, by the rule written down before the runs
+    assert replication_verdict(CONFIRM_STUDY, "hfd_only", "vit", +1, root=root)["verdict"] == "fails"
