@@ -358,3 +358,27 @@ def test_per_class_gain_against_independent():
         results.per_class_gain(results_frame(), "cnn", CLASS_NAMES, reference="dml")
     fig = results.plot_per_class_gain(results_frame(), "cnn", CLASS_NAMES, classes=["road", "car"])
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["road", "car"]
+
+
+def test_paired_gains_plot_puts_each_seed_and_the_mean_where_they_belong():
+    gains = {"hfd_only": {0: 1.0, 1: -1.0, 2: 3.0}, "collab": {0: -0.5}}
+    fig = results.plot_paired_gains(gains, student_label="ViT")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["hfd_only (3)", "collab (1)"]
+    assert ax.yaxis_inverted()  # the first configuration on top
+    from matplotlib.collections import LineCollection, PathCollection
+
+    dots = [c for c in ax.collections if isinstance(c, PathCollection)]
+    points = sorted(tuple(p) for c in dots for p in np.asarray(c.get_offsets()))
+    assert points == [(-1.0, 0.0), (-0.5, 1.0), (1.0, 0.0), (3.0, 0.0)]  # x = gain, y = the configuration's row
+    # the means (diamonds) at x = +1.0 (row 0) and -0.5 (row 1); the first bar spans ± s.e. = stdev 2 / sqrt 3
+    means = sorted(tuple(line.get_xydata()[0]) for line in ax.lines if line.get_marker() == "D")
+    assert means == [(-0.5, 1.0), (1.0, 0.0)]
+    bars = [c for c in ax.collections if isinstance(c, LineCollection)]
+    spans = [tuple(seg[:, 0]) for c in bars for seg in c.get_segments() if seg[0, 1] == seg[1, 1]]
+    se = 2.0 / np.sqrt(3)
+    assert any(np.allclose(s, (1.0 - se, 1.0 + se)) for s in spans)
+    assert "ViT gain" in ax.get_xlabel()
+    plt.close(fig)
+    with pytest.raises(ValueError, match="at least one seed"):
+        results.plot_paired_gains({})

@@ -74,3 +74,37 @@ def plot_per_class_gain(df, student: str, class_names, reference: str = "indepen
     ax.set_ylabel("")
     fig.tight_layout()
     return fig
+
+
+def plot_paired_gains(gains: dict, student_label: str = "", title=None, ax=None) -> plt.Figure:
+    """Paired gains per configuration: one dot per seed, the mean with its standard error, a line at 0.
+
+    gains: {configuration: {seed: gain}}, e.g. `collab_lib.analysis.paired_gains` (points of mIoU x100,
+    a seed's run minus the baseline's run of the same seed). Configurations run top to bottom in the
+    dict's order. A gain read on n seeds is believable only where the mean's bar clears 0 and the dots
+    agree; compare it with a placebo row (the same training with a change of no expected effect).
+    """
+    if not gains or not any(gains.values()):
+        raise ValueError("gains: expected {configuration: {seed: gain}} with at least one seed, got nothing")
+    names = list(gains)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(names) + 1.5))
+    else:
+        fig = ax.figure
+    ax.axvline(0.0, color="0.3", linewidth=1)
+    for row, name in enumerate(names):
+        values = np.array(list(gains[name].values()), dtype=float)
+        if len(values) == 0:
+            continue
+        ax.scatter(values, np.full(len(values), row), s=28, color="0.55", edgecolor="black", linewidth=0.4, zorder=2)
+        se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
+        ax.errorbar([values.mean()], [row], xerr=[se], fmt="D", color="black", markersize=6, capsize=4, zorder=3)
+    ax.set_yticks(range(len(names)), [f"{name} ({len(gains[name])})" for name in names])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{student_label} gain over the baseline, same seed (mIoU points)".strip())
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(title or "paired gains")
+    ax.text(1.0, -0.14 - 0.6 / (len(names) + 3), "dots: seeds; diamond: mean ± standard error", transform=ax.transAxes,
+            ha="right", va="top", fontsize=8, color="0.35")
+    fig.tight_layout()
+    return fig
