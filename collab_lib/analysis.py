@@ -314,6 +314,16 @@ POOLED_HFD_STUDY = {
     name: (LONG_STUDY[name], CONFIRM_STUDY[name]) for name in ("independent", "hfd_only")
 }
 
+# Round 6 (results/sweeps/README.md item 10): the full objective and collab without the pixel-wise term on the
+# same fresh seeds 7-13, paired with round 5's independent runs; and the three pooled over every seed run
+# (0-4 or 0-6 from LONG_STUDY, 7-13 from round 6).
+ROUND6_STUDY = {
+    "independent": "results/sweeps/long1200-confirm/independent",
+    "collab": "results/sweeps/long1200-confirm/collab",
+    "collab_no_pixel": "results/sweeps/long1200-confirm/collab_no_pixel",
+}
+POOLED_ROUND6_STUDY = {name: (LONG_STUDY[name], ROUND6_STUDY[name]) for name in ROUND6_STUDY}
+
 
 def _as_folders(folders) -> tuple:
     return (folders,) if isinstance(folders, (str, Path)) else tuple(folders)

@@ -264,3 +264,22 @@ def test_round5_replication_tables_are_the_committed_runs():
     assert "| hfd_only | 14 |" in paired_gain_table(POOLED_HFD_STUDY, root=root)
     # the verdict the READMEs report, by the rule written down before the runs
     assert replication_verdict(CONFIRM_STUDY, "hfd_only", "vit", +1, root=root)["verdict"] == "fails"
+
+
+def test_round6_replication_tables_and_verdicts_are_the_committed_runs():
+    """Round 6 (collab and collab_no_pixel on fresh seeds 7-13) and its pool with seeds 0-4, in both READMEs."""
+    from collab_lib.analysis import POOLED_ROUND6_STUDY, ROUND6_STUDY, paired_gain_table, replication_verdict
+
+    root = Path(__file__).resolve().parents[1]
+    readme, sweeps = (root / "README.md").read_text(), (root / "results/sweeps/README.md").read_text()
+    for study in (ROUND6_STUDY, POOLED_ROUND6_STUDY):
+        assert paired_gain_table(study, root=root) in readme
+        assert paired_gain_table(study, split="final_val", root=root) in sweeps
+    pooled = paired_gain_table(POOLED_ROUND6_STUDY, root=root)
+    assert "| independent | 14 |" in pooled and "| collab | 12 |" in pooled and "| collab_no_pixel | 12 |" in pooled
+    # (A) the full objective costs the CNN: every fresh seed below independent on test
+    cost = replication_verdict(ROUND6_STUDY, "collab", "cnn", -1, root=root)
+    assert cost["verdict"] == "holds" and cost["test"]["agreeing"] == 7 == cost["test"]["seeds"]
+    # (B) without the pixel-wise term the ViT gains: positive means, only 4 of 7 seeds positive on test
+    gain = replication_verdict(ROUND6_STUDY, "collab_no_pixel", "vit", +1, root=root)
+    assert gain["verdict"] == "not settled" and gain["test"]["agreeing"] == 4
