@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 
 from collab_lib.viz import bars, curves, features, maps, results, scenes  # noqa: E402
@@ -366,8 +367,6 @@ def test_paired_gains_plot_puts_each_seed_and_the_mean_where_they_belong():
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["hfd_only (3)", "collab (1)"]
     assert ax.yaxis_inverted()  # the first configuration on top
-    from matplotlib.collections import LineCollection, PathCollection
-
     dots = [c for c in ax.collections if isinstance(c, PathCollection)]
     points = sorted(tuple(p) for c in dots for p in np.asarray(c.get_offsets()))
     assert points == [(-1.0, 0.0), (-0.5, 1.0), (1.0, 0.0), (3.0, 0.0)]  # x = gain, y = the configuration's row
