@@ -323,6 +323,12 @@ ROUND6_STUDY = {
     "collab_no_pixel": "results/sweeps/long1200-confirm/collab_no_pixel",
 }
 POOLED_ROUND6_STUDY = {name: (LONG_STUDY[name], ROUND6_STUDY[name]) for name in ROUND6_STUDY}
+# Round 7 (item 11): DML on fresh seeds 7-12, paired with round 5's independent runs; pooled with DML's seeds 0-2.
+ROUND7_STUDY = {
+    "independent": "results/sweeps/long1200-confirm/independent",
+    "dml": "results/sweeps/long1200-confirm/dml",
+}
+POOLED_ROUND7_STUDY = {name: (LONG_STUDY[name], ROUND7_STUDY[name]) for name in ROUND7_STUDY}
 
 
 def _as_folders(folders) -> tuple:

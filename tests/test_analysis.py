@@ -283,3 +283,19 @@ def test_round6_replication_tables_and_verdicts_are_the_committed_runs():
     # (B) without the pixel-wise term the ViT gains: positive means, only 4 of 7 seeds positive on test
     gain = replication_verdict(ROUND6_STUDY, "collab_no_pixel", "vit", +1, root=root)
     assert gain["verdict"] == "not settled" and gain["test"]["agreeing"] == 4
+
+
+def test_round7_dml_tables_and_verdicts_are_the_committed_runs():
+    """Round 7 (dml on fresh seeds 7-12) and its pool with seeds 0-2, in both READMEs."""
+    from collab_lib.analysis import POOLED_ROUND7_STUDY, ROUND7_STUDY, paired_gain_table, replication_verdict
+
+    root = Path(__file__).resolve().parents[1]
+    readme, sweeps = (root / "README.md").read_text(), (root / "results/sweeps/README.md").read_text()
+    assert paired_gain_table(ROUND7_STUDY, root=root) in readme
+    for study in (ROUND7_STUDY, POOLED_ROUND7_STUDY):
+        assert paired_gain_table(study, split="final_val", root=root) in sweeps
+    assert "| dml | 9 |" in paired_gain_table(POOLED_ROUND7_STUDY, root=root)
+    # (C) DML costs the CNN: all 6 fresh seeds below independent on test; (D) its ViT gain: a negative mean
+    cost = replication_verdict(ROUND7_STUDY, "dml", "cnn", -1, root=root)
+    assert cost["verdict"] == "holds" and cost["test"]["agreeing"] == 6 == cost["test"]["seeds"]
+    assert replication_verdict(ROUND7_STUDY, "dml", "vit", +1, root=root)["verdict"] == "fails"
