@@ -366,18 +366,12 @@ def paired_gain_table(runs: dict = LONG_STUDY, baseline: str | tuple = "independ
     then the per-seed values in brackets), and the CNN's IoU x100 on `classes` (mean over seeds). A
     seed that the baseline lacks is an error: a gain is only read against the same seed.
     """
-    def where(folders):
-        return _where(folders, root)
-
-    def load(folders):
-        return _seed_metrics(folders, split, root)
-
     names = (baseline,) if isinstance(baseline, str) else tuple(baseline)
     draws = []
     for name in names:
-        draws.append(load(runs[name]))
+        draws.append(_seed_metrics(runs[name], split, root))
         if not draws[-1]:
-            raise ValueError(f"baseline {name!r}: no seed*/metrics.json under {where(runs[name])}")
+            raise ValueError(f"baseline {name!r}: no seed*/metrics.json under {_where(runs[name], root)}")
     seeds = sorted(draws[0])
     if any(sorted(d) != seeds for d in draws):
         raise ValueError(f"baseline {names}: the runs do not have the same seeds ({[sorted(d) for d in draws]})")
@@ -390,12 +384,12 @@ def paired_gain_table(runs: dict = LONG_STUDY, baseline: str | tuple = "independ
             f"CNN IoU: {' / '.join(classes)} |").replace("independent", label)
     lines = [head, "|---|---|---|---|---|---|---|"]
     for name, folder in runs.items():
-        results = draws[names.index(name)] if name in names else load(folder)
+        results = draws[names.index(name)] if name in names else _seed_metrics(folder, split, root)
         if not results:
             continue
         missing = sorted(set(results) - set(base))
         if missing:
-            raise ValueError(f"{name}: seeds {missing} have no {label!r} run to pair with (under {where(runs[names[0]])})")
+            raise ValueError(f"{name}: seeds {missing} have no {label!r} run to pair with (under {_where(runs[names[0]], root)})")
         cells = []
         for student in ("cnn", "vit"):
             values = [100 * r[student]["miou"] for r in results.values()]
