@@ -19,7 +19,7 @@ configuration, per-class IoU side by side, and the teaching shares per class.
 (e.g. the 1200-step study in results/sweeps): each student's mIoU, its gain
 over a baseline paired by seed, and the CNN's IoU on chosen classes;
 `replication_verdict` applies the rule fixed before a replication round
-(results/sweeps/README.md items 9-10) to such runs.
+(results/sweeps/README.md items 9-11) to such runs.
 """
 import json
 import math
@@ -306,28 +306,18 @@ LONG_STUDY = {
 
 # Round 5 (results/sweeps/README.md item 9): the pre-registered replication of hfd_only on fresh seeds 7-13,
 # and the same two configurations pooled over all 14 seeds (0-6 from LONG_STUDY's rounds, 7-13 from round 5).
-CONFIRM_STUDY = {
-    "independent": "results/sweeps/long1200-confirm/independent",
-    "hfd_only": "results/sweeps/long1200-confirm/hfd_only",
-}
-POOLED_HFD_STUDY = {
-    name: (LONG_STUDY[name], CONFIRM_STUDY[name]) for name in ("independent", "hfd_only")
-}
+FRESH_SEEDS = "results/sweeps/long1200-confirm"  # rounds 5-7: every configuration on seeds 7-13 (dml 7-12)
+CONFIRM_STUDY = {name: f"{FRESH_SEEDS}/{name}" for name in ("independent", "hfd_only")}
+POOLED_HFD_STUDY = {name: (LONG_STUDY[name], CONFIRM_STUDY[name]) for name in CONFIRM_STUDY}
 
 # Round 6 (results/sweeps/README.md item 10): the full objective and collab without the pixel-wise term on the
 # same fresh seeds 7-13, paired with round 5's independent runs; and the three pooled over every seed run
 # (0-4 or 0-6 from LONG_STUDY, 7-13 from round 6).
-ROUND6_STUDY = {
-    "independent": "results/sweeps/long1200-confirm/independent",
-    "collab": "results/sweeps/long1200-confirm/collab",
-    "collab_no_pixel": "results/sweeps/long1200-confirm/collab_no_pixel",
-}
+ROUND6_STUDY = {name: f"{FRESH_SEEDS}/{name}" for name in ("independent", "collab", "collab_no_pixel")}
 POOLED_ROUND6_STUDY = {name: (LONG_STUDY[name], ROUND6_STUDY[name]) for name in ROUND6_STUDY}
+
 # Round 7 (item 11): DML on fresh seeds 7-12, paired with round 5's independent runs; pooled with DML's seeds 0-2.
-ROUND7_STUDY = {
-    "independent": "results/sweeps/long1200-confirm/independent",
-    "dml": "results/sweeps/long1200-confirm/dml",
-}
+ROUND7_STUDY = {name: f"{FRESH_SEEDS}/{name}" for name in ("independent", "dml")}
 POOLED_ROUND7_STUDY = {name: (LONG_STUDY[name], ROUND7_STUDY[name]) for name in ROUND7_STUDY}
 
 
@@ -428,7 +418,7 @@ def paired_gains(runs: dict, name: str, student: str, baseline: str = "independe
 
 def replication_verdict(runs: dict, name: str, student: str, expected_sign: int, min_agreeing: int = 5,
                         baseline: str = "independent", root=".") -> dict:
-    """Apply the rule that results/sweeps/README.md items 9 and 10 fixed before their runs.
+    """Apply the rule that results/sweeps/README.md items 9-11 fixed before their runs.
 
     A hypothesis "`name` moves `student` in the direction `expected_sign` (+1 gain, -1 cost) against
     `baseline`" **holds** if the mean paired gain has that sign on final val and on test and at least
