@@ -19,7 +19,7 @@ configuration, per-class IoU side by side, and the teaching shares per class.
 (e.g. the 1200-step study in results/sweeps): each student's mIoU, its gain
 over a baseline paired by seed, and the CNN's IoU on chosen classes;
 `replication_verdict` applies the rule fixed before a replication round
-(results/sweeps/README.md items 9-11) to such runs.
+(results/sweeps/README.md items 9-13) to such runs.
 """
 import json
 import math
@@ -323,6 +323,9 @@ POOLED_ROUND7_STUDY = {name: (LONG_STUDY[name], ROUND7_STUDY[name]) for name in 
 # Round 8 (item 12, exploratory): the capacity-matched pair, DeepLabV3+ on MobileNetV2 (5.0 M parameters) with
 # SegFormer-B0 (3.4 M), the same recipe and seeds 0-2; its own independent runs are the baseline.
 MNV2_STUDY = {name: f"results/sweeps/long1200-mnv2/{name}" for name in ("independent", "collab", "collab_no_pixel", "dml")}
+# Round 9 (item 13): that pair's independent and collab on fresh seeds 7-12, and both pooled with seeds 0-2.
+MNV2_CONFIRM_STUDY = {name: f"results/sweeps/long1200-mnv2-confirm/{name}" for name in ("independent", "collab")}
+POOLED_MNV2_STUDY = {name: (MNV2_STUDY[name], MNV2_CONFIRM_STUDY[name]) for name in MNV2_CONFIRM_STUDY}
 
 
 def _as_folders(folders) -> tuple:
@@ -422,14 +425,15 @@ def paired_gains(runs: dict, name: str, student: str, baseline: str = "independe
 
 def replication_verdict(runs: dict, name: str, student: str, expected_sign: int, min_agreeing: int = 5,
                         baseline: str = "independent", root=".") -> dict:
-    """Apply the rule that results/sweeps/README.md items 9-11 fixed before their runs.
+    """Apply the rule that results/sweeps/README.md items 9-13 fixed before their runs.
 
     A hypothesis "`name` moves `student` in the direction `expected_sign` (+1 gain, -1 cost) against
     `baseline`" **holds** if the mean paired gain has that sign on final val and on test and at least
     `min_agreeing` seeds have it on test; it **fails** if the mean is at or on the wrong side of 0 on
-    either split; anything between is "not settled". Returns {"final_val": {...}, "test": {...},
-    "verdict": str}, each split's dict holding the per-seed gains (x100), their mean, standard error
-    and the count of seeds with the expected sign.
+    either split; anything between is "not settled". On an exploratory round of three seeds (item 12)
+    `min_agreeing=3`, and "holds" means only "suggested": a hypothesis for fresh seeds.
+    Returns {"final_val": {...}, "test": {...}, "verdict": str}, each split's dict holding the per-seed
+    gains (x100), their mean, standard error and the count of seeds with the expected sign.
     """
     if expected_sign not in (1, -1):
         raise ValueError(f"expected_sign must be +1 (a gain) or -1 (a cost), got {expected_sign!r}")

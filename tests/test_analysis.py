@@ -299,3 +299,37 @@ def test_round7_dml_tables_and_verdicts_are_the_committed_runs():
     cost = replication_verdict(ROUND7_STUDY, "dml", "cnn", -1, root=root)
     assert cost["verdict"] == "holds" and cost["test"]["agreeing"] == 6 == cost["test"]["seeds"]
     assert replication_verdict(ROUND7_STUDY, "dml", "vit", +1, root=root)["verdict"] == "fails"
+
+
+def test_round8_capacity_matched_pair_tables_and_verdicts_are_the_committed_runs():
+    """Round 8 (the MobileNetV2 CNN with SegFormer-B0, seeds 0-2, exploratory) in both READMEs."""
+    from collab_lib.analysis import MNV2_STUDY, paired_gain_table, replication_verdict
+
+    root = Path(__file__).resolve().parents[1]
+    readme, sweeps = (root / "README.md").read_text(), (root / "results/sweeps/README.md").read_text()
+    assert paired_gain_table(MNV2_STUDY, root=root) in readme
+    assert paired_gain_table(MNV2_STUDY, split="final_val", root=root) in sweeps
+    verdict = lambda name, student, sign: replication_verdict(  # noqa: E731
+        MNV2_STUDY, name, student, sign, min_agreeing=3, root=root)
+    # (F) suggested for the CNN (every seed positive on test), not for the ViT; (G) and (H) not settled
+    lift = verdict("collab", "cnn", +1)
+    assert lift["verdict"] == "holds" and lift["test"]["agreeing"] == 3 == lift["test"]["seeds"]
+    assert verdict("collab", "vit", +1)["verdict"] == "not settled"
+    assert verdict("dml", "vit", -1)["verdict"] == "not settled"
+    assert {verdict("collab_no_pixel", s, +1)["verdict"] for s in ("cnn", "vit")} == {"not settled"}
+
+
+def test_round9_capacity_matched_pair_on_fresh_seeds_is_the_committed_runs():
+    """Round 9 (that pair's collab on fresh seeds 7-12) and its pool with seeds 0-2, in both READMEs."""
+    from collab_lib.analysis import MNV2_CONFIRM_STUDY, POOLED_MNV2_STUDY, paired_gain_table, replication_verdict
+
+    root = Path(__file__).resolve().parents[1]
+    readme, sweeps = (root / "README.md").read_text(), (root / "results/sweeps/README.md").read_text()
+    for study in (MNV2_CONFIRM_STUDY, POOLED_MNV2_STUDY):
+        assert paired_gain_table(study, root=root) in readme
+        assert paired_gain_table(study, split="final_val", root=root) in sweeps
+    assert "| collab | 9 |" in paired_gain_table(POOLED_MNV2_STUDY, root=root)
+    # (I) positive means on both splits, but only 4 of the 6 seeds positive on test: not settled
+    lift = replication_verdict(MNV2_CONFIRM_STUDY, "collab", "cnn", +1, root=root)
+    assert lift["verdict"] == "not settled"
+    assert lift["test"]["agreeing"] == 4 and lift["test"]["seeds"] == 6 and lift["final_val"]["mean"] > 0
