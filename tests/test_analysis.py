@@ -333,3 +333,17 @@ def test_round9_capacity_matched_pair_on_fresh_seeds_is_the_committed_runs():
     lift = replication_verdict(MNV2_CONFIRM_STUDY, "collab", "cnn", +1, root=root)
     assert lift["verdict"] == "not settled"
     assert lift["test"]["agreeing"] == 4 and lift["test"]["seeds"] == 6 and lift["final_val"]["mean"] > 0
+
+
+def test_mobilenet_learning_rate_choice_is_the_committed_runs():
+    """Sweeps item 14: the table and the chosen rate quoted are those of the committed val runs."""
+    import json
+
+    from collab_lib.experiments import describe_runs
+
+    root = Path(__file__).resolve().parents[1]
+    folder = root / "results/sweeps/long1200-mnv2-lr"
+    assert describe_runs(folder) in (root / "results/sweeps/README.md").read_text()
+    val = {lr.name: json.loads((lr / "independent/seed0/metrics.json").read_text())["final_val"]["cnn"]["miou"]
+           for lr in folder.iterdir()}
+    assert max(val, key=val.get) == "0.1"
