@@ -242,46 +242,51 @@ def test_replication_verdict_applies_the_rule_fixed_in_advance(tmp_path):
         paired_gains({"independent": "base", "nothing": "nothing"}, "nothing", "vit", root=tmp_path)
 
 
-def test_readme_long_schedule_table_is_the_committed_runs():
-    """README's 1200-step table is what paired_gain_table() makes of the committed runs (no hand-copied numbers)."""
+ROOT = Path(__file__).resolve().parents[1]  # the kit's checkout, where the committed runs and READMEs are
+
+
+def assert_tables_quoted(study, in_readme: bool = True):
+    """The study's paired_gain_table is quoted, not hand-copied: the test split in README.md (where
+    `in_readme`), the final-val split in results/sweeps/README.md."""
     from collab_lib.analysis import paired_gain_table
 
-    root = Path(__file__).resolve().parents[1]
-    assert paired_gain_table(root=root) in (root / "README.md").read_text()
-    assert paired_gain_table(split="final_val", root=root) in (root / "results/sweeps/README.md").read_text()
+    if in_readme:
+        assert paired_gain_table(study, root=ROOT) in (ROOT / "README.md").read_text()
+    assert paired_gain_table(study, split="final_val", root=ROOT) in (ROOT / "results/sweeps/README.md").read_text()
+
+
+def test_readme_long_schedule_table_is_the_committed_runs():
+    """README's 1200-step table is what paired_gain_table() makes of the committed runs (no hand-copied numbers)."""
+    from collab_lib.analysis import LONG_STUDY
+
+    assert_tables_quoted(LONG_STUDY)
 
 
 def test_round5_replication_tables_are_the_committed_runs():
     """Round 5 (fresh seeds 7-13) and the 14-seed pool: README shows the test split, the sweeps README val."""
     from collab_lib.analysis import CONFIRM_STUDY, POOLED_HFD_STUDY, paired_gain_table, replication_verdict
 
-    root = Path(__file__).resolve().parents[1]
-    readme, sweeps = (root / "README.md").read_text(), (root / "results/sweeps/README.md").read_text()
     for study in (CONFIRM_STUDY, POOLED_HFD_STUDY):
-        assert paired_gain_table(study, root=root) in readme
-        assert paired_gain_table(study, split="final_val", root=root) in sweeps
+        assert_tables_quoted(study)
     # the pool holds each seed once: 7 + 7
-    assert "| hfd_only | 14 |" in paired_gain_table(POOLED_HFD_STUDY, root=root)
+    assert "| hfd_only | 14 |" in paired_gain_table(POOLED_HFD_STUDY, root=ROOT)
     # the verdict the READMEs report, by the rule written down before the runs
-    assert replication_verdict(CONFIRM_STUDY, "hfd_only", "vit", +1, root=root)["verdict"] == "fails"
+    assert replication_verdict(CONFIRM_STUDY, "hfd_only", "vit", +1, root=ROOT)["verdict"] == "fails"
 
 
 def test_round6_replication_tables_and_verdicts_are_the_committed_runs():
     """Round 6 (collab and collab_no_pixel on fresh seeds 7-13) and its pool with seeds 0-4, in both READMEs."""
     from collab_lib.analysis import POOLED_ROUND6_STUDY, ROUND6_STUDY, paired_gain_table, replication_verdict
 
-    root = Path(__file__).resolve().parents[1]
-    readme, sweeps = (root / "README.md").read_text(), (root / "results/sweeps/README.md").read_text()
     for study in (ROUND6_STUDY, POOLED_ROUND6_STUDY):
-        assert paired_gain_table(study, root=root) in readme
-        assert paired_gain_table(study, split="final_val", root=root) in sweeps
-    pooled = paired_gain_table(POOLED_ROUND6_STUDY, root=root)
+        assert_tables_quoted(study)
+    pooled = paired_gain_table(POOLED_ROUND6_STUDY, root=ROOT)
     assert "| independent | 14 |" in pooled and "| collab | 12 |" in pooled and "| collab_no_pixel | 12 |" in pooled
     # (A) the full objective costs the CNN: every fresh seed below independent on test
-    cost = replication_verdict(ROUND6_STUDY, "collab", "cnn", -1, root=root)
+    cost = replication_verdict(ROUND6_STUDY, "collab", "cnn", -1, root=ROOT)
     assert cost["verdict"] == "holds" and cost["test"]["agreeing"] == 7 == cost["test"]["seeds"]
     # (B) without the pixel-wise term the ViT gains: positive means, only 4 of 7 seeds positive on test
-    gain = replication_verdict(ROUND6_STUDY, "collab_no_pixel", "vit", +1, root=root)
+    gain = replication_verdict(ROUND6_STUDY, "collab_no_pixel", "vit", +1, root=ROOT)
     assert gain["verdict"] == "not settled" and gain["test"]["agreeing"] == 4
 
 
@@ -289,28 +294,22 @@ def test_round7_dml_tables_and_verdicts_are_the_committed_runs():
     """Round 7 (dml on fresh seeds 7-12) and its pool with seeds 0-2, in both READMEs."""
     from collab_lib.analysis import POOLED_ROUND7_STUDY, ROUND7_STUDY, paired_gain_table, replication_verdict
 
-    root = Path(__file__).resolve().parents[1]
-    readme, sweeps = (root / "README.md").read_text(), (root / "results/sweeps/README.md").read_text()
-    assert paired_gain_table(ROUND7_STUDY, root=root) in readme
-    for study in (ROUND7_STUDY, POOLED_ROUND7_STUDY):
-        assert paired_gain_table(study, split="final_val", root=root) in sweeps
-    assert "| dml | 9 |" in paired_gain_table(POOLED_ROUND7_STUDY, root=root)
+    assert_tables_quoted(ROUND7_STUDY)
+    assert_tables_quoted(POOLED_ROUND7_STUDY, in_readme=False)  # README quotes the pool's numbers in its text
+    assert "| dml | 9 |" in paired_gain_table(POOLED_ROUND7_STUDY, root=ROOT)
     # (C) DML costs the CNN: all 6 fresh seeds below independent on test; (D) its ViT gain: a negative mean
-    cost = replication_verdict(ROUND7_STUDY, "dml", "cnn", -1, root=root)
+    cost = replication_verdict(ROUND7_STUDY, "dml", "cnn", -1, root=ROOT)
     assert cost["verdict"] == "holds" and cost["test"]["agreeing"] == 6 == cost["test"]["seeds"]
-    assert replication_verdict(ROUND7_STUDY, "dml", "vit", +1, root=root)["verdict"] == "fails"
+    assert replication_verdict(ROUND7_STUDY, "dml", "vit", +1, root=ROOT)["verdict"] == "fails"
 
 
 def test_round8_capacity_matched_pair_tables_and_verdicts_are_the_committed_runs():
     """Round 8 (the MobileNetV2 CNN with SegFormer-B0, seeds 0-2, exploratory) in both READMEs."""
-    from collab_lib.analysis import MNV2_STUDY, paired_gain_table, replication_verdict
+    from collab_lib.analysis import MNV2_STUDY, replication_verdict
 
-    root = Path(__file__).resolve().parents[1]
-    readme, sweeps = (root / "README.md").read_text(), (root / "results/sweeps/README.md").read_text()
-    assert paired_gain_table(MNV2_STUDY, root=root) in readme
-    assert paired_gain_table(MNV2_STUDY, split="final_val", root=root) in sweeps
+    assert_tables_quoted(MNV2_STUDY)
     verdict = lambda name, student, sign: replication_verdict(  # noqa: E731
-        MNV2_STUDY, name, student, sign, min_agreeing=3, root=root)
+        MNV2_STUDY, name, student, sign, min_agreeing=3, root=ROOT)
     # (F) suggested for the CNN (every seed positive on test), not for the ViT; (G) and (H) not settled
     lift = verdict("collab", "cnn", +1)
     assert lift["verdict"] == "holds" and lift["test"]["agreeing"] == 3 == lift["test"]["seeds"]
@@ -323,14 +322,11 @@ def test_round9_capacity_matched_pair_on_fresh_seeds_is_the_committed_runs():
     """Round 9 (that pair's collab on fresh seeds 7-12) and its pool with seeds 0-2, in both READMEs."""
     from collab_lib.analysis import MNV2_CONFIRM_STUDY, POOLED_MNV2_STUDY, paired_gain_table, replication_verdict
 
-    root = Path(__file__).resolve().parents[1]
-    readme, sweeps = (root / "README.md").read_text(), (root / "results/sweeps/README.md").read_text()
     for study in (MNV2_CONFIRM_STUDY, POOLED_MNV2_STUDY):
-        assert paired_gain_table(study, root=root) in readme
-        assert paired_gain_table(study, split="final_val", root=root) in sweeps
-    assert "| collab | 9 |" in paired_gain_table(POOLED_MNV2_STUDY, root=root)
+        assert_tables_quoted(study)
+    assert "| collab | 9 |" in paired_gain_table(POOLED_MNV2_STUDY, root=ROOT)
     # (I) positive means on both splits, but only 4 of the 6 seeds positive on test: not settled
-    lift = replication_verdict(MNV2_CONFIRM_STUDY, "collab", "cnn", +1, root=root)
+    lift = replication_verdict(MNV2_CONFIRM_STUDY, "collab", "cnn", +1, root=ROOT)
     assert lift["verdict"] == "not settled"
     assert lift["test"]["agreeing"] == 4 and lift["test"]["seeds"] == 6 and lift["final_val"]["mean"] > 0
 
@@ -341,9 +337,8 @@ def test_mobilenet_learning_rate_choice_is_the_committed_runs():
 
     from collab_lib.experiments import describe_runs
 
-    root = Path(__file__).resolve().parents[1]
-    folder = root / "results/sweeps/long1200-mnv2-lr"
-    assert describe_runs(folder) in (root / "results/sweeps/README.md").read_text()
+    folder = ROOT / "results/sweeps/long1200-mnv2-lr"
+    assert describe_runs(folder) in (ROOT / "results/sweeps/README.md").read_text()
     val = {lr.name: json.loads((lr / "independent/seed0/metrics.json").read_text())["final_val"]["cnn"]["miou"]
            for lr in folder.iterdir()}
     assert max(val, key=val.get) == "0.1"
