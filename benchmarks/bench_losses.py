@@ -16,6 +16,7 @@ to see what each term costs.
     .venv/bin/python benchmarks/bench_losses.py            # batch 8, 128x128, R18 + B0, 11 classes, 2 threads
     .venv/bin/python benchmarks/bench_losses.py --dense    # also the dense-connector path
     .venv/bin/python benchmarks/bench_losses.py --terms    # also each collab term alone
+    python benchmarks/bench_losses.py --device cuda --precision bf16   # on a GPU (dense connectors there)
 """
 import argparse
 import platform
@@ -32,9 +33,14 @@ from collab_lib.losses import CollaborativeLoss
 from collab_lib.models import build_student
 
 
-def timed(fn) -> float:
+def timed(fn, device) -> float:
+    """Seconds of fn(); on CUDA the clock waits for the device before and after."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     start = time.perf_counter()
     fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
@@ -47,7 +53,10 @@ def main() -> None:
     parser.add_argument("--vit", default="segformer_b0")
     parser.add_argument("--decoder-channels", type=int, default=256,
                         help="width of both decoders (256: the students' standard; the CPU recipe trains with 128)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch's CPU threads")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                        help="bf16: the students' forward and the loss under bf16 autocast (the trainer's GPU default)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations per method first")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--dense", action="store_true", help="also time collab with the dense (accelerator) connector path")
@@ -63,6 +72,8 @@ def main() -> None:
     methods = tuple(variants)
 
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
     torch.manual_seed(0)
     width = args.decoder_channels  # as the trainer builds them: ASPP and decoder of the CNN, all-MLP decoder of the ViT
     cnn = build_student(args.cnn, args.classes, aspp_channels=width, decoder_channels=width)
@@ -71,23 +82,27 @@ def main() -> None:
     y = torch.randint(0, args.classes, (args.batch, args.size, args.size))
     y[:, : args.size // 8] = 255  # some ignore, as in real labels
     losses = {m: CollaborativeLoss(cnn, vit, **variants[m]) for m in methods}
+    cnn, vit, x, y = cnn.to(device), vit.to(device), x.to(device), y.to(device)
+    losses = {m: loss.to(device) for m, loss in losses.items()}
     if args.dense:
         losses["collab-dense"].region.gather_cells = False
     optimisers = {
         m: torch.optim.AdamW(list(cnn.parameters()) + list(vit.parameters()) + list(losses[m].parameters()), lr=1e-4)
         for m in methods
     }
-    with torch.no_grad():
+    with torch.no_grad(), autocast:
         fixed = cnn(x), vit(x)
 
     def loss_only(method):
         outs = [o._replace(**{k: getattr(o, k).detach().requires_grad_() for k in ("low", "embed", "logits")}) for o in fixed]
-        total, _ = losses[method](*outs, y, progress=0.5)
+        with autocast:
+            total, _ = losses[method](*outs, y, progress=0.5)
         total.backward()
 
     def train_step(method):
         optimisers[method].zero_grad(set_to_none=True)
-        total, _ = losses[method](cnn(x), vit(x), y, progress=0.5)
+        with autocast:
+            total, _ = losses[method](cnn(x), vit(x), y, progress=0.5)
         total.backward()
         optimisers[method].step()
 
@@ -99,11 +114,12 @@ def main() -> None:
         times = {m: [] for m in methods}
         for _ in range(args.repeats):
             for m in methods:
-                times[m].append(timed(lambda: fn(m)))
+                times[m].append(timed(lambda: fn(m), device))
         results[name] = times
 
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"threads {args.threads}, cuda available: {torch.cuda.is_available()}")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"threads {args.threads}"
+    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {where}, "
+          f"cuda available: {torch.cuda.is_available()}, {args.precision}")
     print(f"setup: batch {args.batch}, {args.size}x{args.size}, {args.cnn} + {args.vit}, decoders {args.decoder_channels} wide, {args.classes} classes, "
           f"{args.warmup} warm-up + {args.repeats} timed repeats per method, interleaved; median (min-max) in ms")
     for name, times in results.items():

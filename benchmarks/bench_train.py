@@ -6,7 +6,8 @@
     python benchmarks/bench_train.py --interleave --steps 21           # collab / independent in one process
 
 For each method (independent, collab) and, on CUDA, each setting (fp32 eager,
-bf16 eager, bf16 + torch.compile), a fresh subprocess builds the students, the
+bf16 eager, bf16 + torch.compile of both students and the loss's terms, as the
+trainer's compile=True; `--settings` picks some), a fresh subprocess builds the students, the
 loss and the optimizers as `collab_lib.train` does (decoders `--decoder-channels`
 wide: 256 by default, where the trainer's own default is 128), runs `--warmup`
 untimed steps and then `--steps` timed ones on one fixed batch of streets
@@ -18,7 +19,8 @@ Also measured: the training DataLoader's images/s (rendering + augmentation,
 With `--interleave`, each setting is one process instead that alternates the
 two methods' steps on the same students (ABBA order) and reports the median of
 the paired collab / independent ratios: the way to read the issue-3 target on
-a machine whose step time moves between processes (no memory figures then).
+a machine whose step time moves between processes (no memory figures then);
+`--profile` adds, on CUDA, the kernels each step launches and the GPU's busy time.
 Printed as a table and, with --json, as JSON lines.
 """
 import argparse
@@ -75,7 +77,10 @@ def build_step(args, config, method, device, memory_format, cnn, vit, images, la
     loss_fn.to(device=device, memory_format=memory_format).train()
     opt_cnn, opt_vit = build_optimizers(cnn, vit, loss_fn, config, device)
     scaler = torch.amp.GradScaler(device.type, enabled=args.precision == "fp16")
-    cnn_step, vit_step = (torch.compile(cnn), torch.compile(vit)) if args.compile else (cnn, vit)
+    cnn_step, vit_step = cnn, vit
+    if args.compile:  # as the trainer's compile=True: both students and the loss's terms
+        cnn_step, vit_step = torch.compile(cnn), torch.compile(vit)
+        loss_fn.compile_terms()
 
     def step():
         return train_step(cnn_step, vit_step, loss_fn, opt_cnn, opt_vit, scaler, images, labels, 0.5,
@@ -143,12 +148,34 @@ def interleaved(args) -> dict:
                 times[m].append(seconds)
     paired = [c / i for c, i in zip(times["collab"], times["independent"])]
     medians = {m: statistics.median(t) for m, t in times.items()}
-    return {"what": "interleaved", "precision": args.precision, "compile": args.compile,
-            "layout": "nhwc" if memory_format == torch.channels_last else "nchw", "device": str(device),
-            "size": args.size, "batch": args.batch, "decoder_channels": args.decoder_channels, "median_s": medians,
-            "ratio_of_medians": medians["collab"] / medians["independent"],
-            "median_paired_ratio": statistics.median(paired), "paired_ratios": paired, "times_s": times,
-            "terms": logged}
+    row = {"what": "interleaved", "precision": args.precision, "compile": args.compile,
+           "layout": "nhwc" if memory_format == torch.channels_last else "nchw", "device": str(device),
+           "size": args.size, "batch": args.batch, "decoder_channels": args.decoder_channels, "median_s": medians,
+           "ratio_of_medians": medians["collab"] / medians["independent"],
+           "median_paired_ratio": statistics.median(paired), "paired_ratios": paired, "times_s": times,
+           "terms": logged}
+    if args.profile and device.type == "cuda":
+        row["kernels"] = {m: kernel_profile(steps[m]) for m in methods}
+    return row
+
+
+def kernel_profile(step, repeats: int = 3) -> dict:
+    """CUDA kernels launched per step and the GPU's busy time per step (sum of kernel durations, ms).
+
+    Busy time well below the step's wall time means the step is bound by launching kernels from
+    Python (the host), not by the GPU's arithmetic: then the number of kernels is what costs.
+    """
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(repeats):
+            step()
+        torch.cuda.synchronize()
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]  # kernels, memsets, copies
+    busy_us = sum(e.time_range.elapsed_us() for e in kernels)
+    return {"kernels_per_step": len(kernels) / repeats, "gpu_busy_ms_per_step": busy_us / 1000 / repeats}
 
 
 def loader_throughput(args) -> dict:
@@ -173,6 +200,17 @@ def loader_throughput(args) -> dict:
             "images_per_s": count / seconds}
 
 
+def run_child(command: list) -> str | None:
+    """The child's stdout; None (after printing the end of its stderr) when it failed, so that one
+    failing setting (a compiler error, say) does not cost the settings after it."""
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        print(f"# FAILED (exit {done.returncode}): {' '.join(command[2:])}\n{tail}", flush=True)
+        return None
+    return done.stdout
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"))
@@ -189,6 +227,11 @@ def main():
     parser.add_argument("--layouts", nargs="+", default=["auto"], choices=["auto", "nchw", "nhwc"],
                         help="memory layouts of students and batch to measure (auto: as the trainer, "
                              "channels-last on CUDA only); each is timed for every setting")
+    parser.add_argument("--settings", nargs="+", choices=["fp32", "bf16", "bf16+compile"],
+                        help="precision / compile settings to time (default: all three on CUDA, fp32 on CPU); "
+                             "+compile compiles both students and the loss's terms, as the trainer's compile=True")
+    parser.add_argument("--profile", action="store_true",
+                        help="with --interleave on CUDA: also count kernels per step and the GPU's busy time")
     parser.add_argument("--interleave", action="store_true",
                         help="time independent and collab alternating in one process per setting (the ratio "
                              "without between-process noise; --steps rounds of one step each; no memory figures)")
@@ -210,8 +253,9 @@ def main():
     import torch
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     if cuda:
-        bf16 = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        settings = [("fp32", False), (bf16, False), (bf16, True)]
+        half = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        named = {"fp32": ("fp32", False), "bf16": (half, False), "bf16+compile": (half, True)}
+        settings = [named[name] for name in (args.settings or named)]
         machine = torch.cuda.get_device_name(0)
     else:
         settings = [("fp32", False)]
@@ -225,10 +269,12 @@ def main():
     for precision, compiled, layout in settings:
         common = ["--precision", precision, "--size", *map(str, args.size), "--batch", str(args.batch),
                   "--device", args.device, "--steps", str(args.steps), "--warmup", str(args.warmup),
-                  "--layout", layout, "--decoder-channels", str(args.decoder_channels)] + (["--compile"] if compiled else [])
+                  "--layout", layout, "--decoder-channels", str(args.decoder_channels)] + (["--compile"] if compiled else []) \
+            + (["--profile"] if args.profile else [])
         if args.interleave:
-            out = subprocess.run([sys.executable, __file__, "--one-interleaved", *common],
-                                 capture_output=True, text=True, check=True).stdout
+            out = run_child([sys.executable, __file__, "--one-interleaved", *common])
+            if out is None:
+                continue
             row = json.loads(out.strip().splitlines()[-1])
             rows.append(row)
             if args.json:
@@ -239,10 +285,14 @@ def main():
                       f"{row['median_s']['collab'] * 1000:8.1f} ms/step; collab / independent: "
                       f"{row['median_paired_ratio']:.3f}x (median of paired rounds), "
                       f"{row['ratio_of_medians']:.3f}x (ratio of medians)", flush=True)
+                for method, k in row.get("kernels", {}).items():
+                    print(f"{'':20s} {method}: {k['kernels_per_step']:.0f} kernels/step, GPU busy "
+                          f"{k['gpu_busy_ms_per_step']:.2f} ms/step", flush=True)
             continue
         for method in ("independent", "collab"):
-            command = [sys.executable, __file__, "--one", "--method", method, *common]
-            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            out = run_child([sys.executable, __file__, "--one", "--method", method, *common])
+            if out is None:
+                break
             rows.append(json.loads(out.strip().splitlines()[-1]))
             row = rows[-1]
             if args.json:
@@ -251,9 +301,10 @@ def main():
                 name = f"{method} {precision}{' + compile' if compiled else ' eager'} {row['layout']}"
                 print(f"{name:32s} {row['median_s'] * 1000:9.1f} ms/step {row['images_per_s']:8.1f} img/s "
                       f"peak {row['peak_mib']:8.0f} MiB", flush=True)
-        ratio = rows[-1]["median_s"] / rows[-2]["median_s"]
-        print(f"{'':32s} collab / independent step time: {ratio:.3f}x", flush=True)
-    if cuda and len(rows) >= 6 and args.layouts == ["auto"] and not args.interleave:
+        if out is not None:
+            ratio = rows[-1]["median_s"] / rows[-2]["median_s"]
+            print(f"{'':32s} collab / independent step time: {ratio:.3f}x", flush=True)
+    if cuda and len(rows) == 6 and args.settings is None and args.layouts == ["auto"] and not args.interleave:
         best = max(r["images_per_s"] for r in rows[2:])
         print(f"best precision/compile vs fp32 eager (collab): {rows[-1]['images_per_s'] / rows[1]['images_per_s']:.2f}x; "
               f"best of all settings vs fp32 eager collab: {best / rows[1]['images_per_s']:.2f}x")

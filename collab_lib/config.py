@@ -87,7 +87,8 @@ class TrainConfig:
     # ---- hardware -----------------------------------------------------------------------
     device: str = _opt("auto", "auto = CUDA when available, else CPU", DEVICES)
     precision: str = _opt("auto", "auto = bf16 autocast on GPUs that have it, else fp32", PRECISIONS)
-    compile: bool = _opt(False, "torch.compile both students (slow first steps; rarely pays on CPU)")
+    compile: bool = _opt(False, "torch.compile both students and the loss's terms (slow first steps; "
+                                "rarely pays on CPU)")
     channels_last: bool | None = _opt(None, "channels-last memory format (none = on CUDA only; on a 2-core CPU, "
                                       "torch 2.14.1, True made the step ~11 % faster: benchmarks/RESULTS.md; not "
                                       "bit-identical to NCHW: other rounding, and the CNN's ASPP dropout drops other elements)")

@@ -402,6 +402,7 @@ def _train(config: TrainConfig, dist: distributed.DistInfo) -> Path:
     cnn_step, vit_step, loss_step = cnn, vit, loss_fn
     if config.compile:
         cnn_step, vit_step = torch.compile(cnn), torch.compile(vit)
+        loss_fn.compile_terms()
     if dist.enabled:
         device_ids = [device.index] if device.type == "cuda" else None
         cnn_step = DDP(cnn_step, device_ids=device_ids)

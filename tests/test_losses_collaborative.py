@@ -263,3 +263,19 @@ def test_hot_path_has_no_host_device_sync():
     code = "\n".join(line.split("#")[0] for line in source.splitlines())
     for pattern in (r"\.item\(", r"\.tolist\(", r"\.cpu\(", r"\.numpy\(", r"\.any\(\)", r"\.all\(\)", r"nonzero\("):
         assert not re.search(pattern, code), pattern
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_compile_terms_wraps_every_term_and_keeps_the_state_dict(students, method):
+    """compile_terms() (the trainer's compile=True) puts each term's module, and nothing else, behind
+    torch.compile, in place: no '_orig_mod.' in the keys, so checkpoints load either way. Nothing is
+    compiled until called: running it compiled is tests/test_gpu.py's (minutes on this CPU)."""
+    loss_fn = CollaborativeLoss(*students, method=method)
+    keys = list(loss_fn.state_dict())
+    assert loss_fn.compile_terms() is loss_fn
+    assert list(loss_fn.state_dict()) == keys
+    compiled = {name for name, m in loss_fn.named_children() if getattr(m, "_compiled_call_impl", None) is not None}
+    assert compiled == {name for name, _ in loss_fn.named_children()}
+    assert compiled == {"independent": set(), "dml": {"dml"}, "kdcl": {"kdcl"},
+                        "collab": {"hfd", "region", "pixel"}}[method]
+    assert getattr(loss_fn, "_compiled_call_impl", None) is None  # the ramp and the sum stay eager
