@@ -70,7 +70,8 @@ def sync_warnings(fn):
             fn()
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    return [str(w.message).splitlines()[0] for w in caught if "synchroniz" in str(w.message)]
+    return [str(w.message).splitlines()[0] for w in caught
+            if "synchronizing" in str(w.message) and "prototype feature" not in str(w.message)]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -124,11 +125,13 @@ def test_cuda_gives_the_cpus_values_and_gradients(method):
     total, terms and gradients, up to float rounding."""
     cnn, vit = students()
     images, labels = batch()
+    outs_cpu = outputs_with_grad(cnn, vit, images)  # once, on the CPU: the students' dropout draws differ by device
     results = {}
     for device in ("cpu", "cuda"):
         torch.manual_seed(3)  # the same projectors and connectors on both devices
         loss_fn = CollaborativeLoss(cnn, vit, method=method, warmup=0.0).to(device)
-        outs = outputs_with_grad(cnn.to(device), vit.to(device), images.to(device))
+        outs = [o._replace(**{k: getattr(o, k).detach().to(device).requires_grad_() for k in ("low", "embed", "logits")})
+                for o in outs_cpu]
         total, terms = loss_fn(*outs, labels.to(device), 0.5)
         leaves = [t for o in outs for t in (o.low, o.embed, o.logits)] + list(loss_fn.parameters())
         grads = torch.autograd.grad(total, leaves, allow_unused=True)

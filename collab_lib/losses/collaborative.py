@@ -156,6 +156,7 @@ class CollaborativeLoss(nn.Module):
             distill = sum(self.weights[name] * value for name, value in raw.items())
             total = total + r * distill  # r = 0 keeps the terms in the graph (zero gradient, DDP-safe)
         terms.update({name: value.detach() for name, value in raw.items()})
-        terms.update(loss=total.detach(), ramp=total.new_tensor(r).detach(), distill=distill.detach())
+        # full_like fills on the device; new_tensor(r) would copy a host scalar, which waits for the GPU.
+        terms.update(loss=total.detach(), ramp=torch.full_like(total.detach(), r), distill=distill.detach())
         self.last_info = infos
         return total, terms
