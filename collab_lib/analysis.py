@@ -19,7 +19,7 @@ configuration, per-class IoU side by side, and the teaching shares per class.
 (e.g. the 1200-step study in results/sweeps): each student's mIoU, its gain
 over a baseline paired by seed, and the CNN's IoU on chosen classes;
 `replication_verdict` applies the rule fixed before a replication round
-(results/sweeps/README.md items 9-13) to such runs.
+(results/sweeps/README.md items 9-16) to such runs.
 """
 import json
 import math
@@ -326,6 +326,11 @@ MNV2_STUDY = {name: f"results/sweeps/long1200-mnv2/{name}" for name in ("indepen
 # Round 9 (item 13): that pair's independent and collab on fresh seeds 7-12, and both pooled with seeds 0-2.
 MNV2_CONFIRM_STUDY = {name: f"results/sweeps/long1200-mnv2-confirm/{name}" for name in ("independent", "collab")}
 POOLED_MNV2_STUDY = {name: (MNV2_STUDY[name], MNV2_CONFIRM_STUDY[name]) for name in MNV2_CONFIRM_STUDY}
+# Round 10 (item 15): that pair again with the CNN's own learning rate (lr_cnn 0.1, item 14), seeds 1-9, CPU.
+MNV2_LR01_STUDY = {name: f"results/sweeps/long1200-mnv2-lr01/{name}" for name in ("independent", "collab")}
+# Round 11 (item 16): the same on an H100 with the trainer's GPU defaults (bf16, channels-last), seeds 1-6:
+# other arithmetic than round 10's, so a separate study, never pooled with it.
+GPU_MNV2_LR01_STUDY = {name: f"results/sweeps/gpu-mnv2-lr01/{name}" for name in ("independent", "collab")}
 
 
 def _as_folders(folders) -> tuple:
@@ -425,7 +430,7 @@ def paired_gains(runs: dict, name: str, student: str, baseline: str = "independe
 
 def replication_verdict(runs: dict, name: str, student: str, expected_sign: int, min_agreeing: int = 5,
                         baseline: str = "independent", root=".") -> dict:
-    """Apply the rule that results/sweeps/README.md items 9-13 fixed before their runs.
+    """Apply the rule that results/sweeps/README.md items 9-16 fixed before their runs.
 
     A hypothesis "`name` moves `student` in the direction `expected_sign` (+1 gain, -1 cost) against
     `baseline`" **holds** if the mean paired gain has that sign on final val and on test and at least
