@@ -173,11 +173,10 @@ def test_bf16_autocast_keeps_the_loss_in_float32():
 
 
 def tiny(run_dir, **overrides) -> TrainConfig:
-    settings = dict(image_size=(64, 64), crop_size=(64, 64), train_samples=6, val_samples=2, test_samples=2,
-                    steps=4, batch_size=2, eval_interval=2, log_interval=1, checkpoint_interval=2,
-                    workers=0, progress="none", device="cuda", run_dir=str(run_dir))
-    settings.update(overrides)
-    return TrainConfig(**settings)
+    """test_train.py's toy run (64x64, batch 2, 4 steps), on CUDA, with a checkpoint every 2 steps."""
+    from test_train import tiny as tiny_on_cpu  # tests/ is on sys.path under pytest
+
+    return tiny_on_cpu(run_dir, **{"device": "cuda", "checkpoint_interval": 2, **overrides})
 
 
 def test_trainer_on_cuda_uses_its_gpu_defaults_and_resumes_exactly(tmp_path):
