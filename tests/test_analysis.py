@@ -342,3 +342,20 @@ def test_mobilenet_learning_rate_choice_is_the_committed_runs():
     val = {lr.name: json.loads((lr / "independent/seed0/metrics.json").read_text())["final_val"]["cnn"]["miou"]
            for lr in folder.iterdir()}
     assert max(val, key=val.get) == "0.1"
+
+
+def test_round11_gpu_round_is_the_committed_runs():
+    """Round 11 (sweeps item 16, six seeds on an H100): both READMEs quote its tables; both hypotheses fail
+    by the rule fixed before the runs (at least ceil(0.75 * 6) = 5 seeds agreeing on test)."""
+    import json
+
+    from collab_lib.analysis import GPU_MNV2_LR01_STUDY, replication_verdict
+
+    assert_tables_quoted(GPU_MNV2_LR01_STUDY)
+    for student, agreeing in (("cnn", 3), ("vit", 1)):
+        report = replication_verdict(GPU_MNV2_LR01_STUDY, "collab", student, +1, min_agreeing=5, root=ROOT)
+        assert report["verdict"] == "fails" and report["test"]["seeds"] == 6
+        assert report["test"]["agreeing"] == agreeing
+    for path in (ROOT / "results/sweeps/gpu-mnv2-lr01").glob("*/seed*/metrics.json"):  # trained on the GPU, as said
+        metrics = json.loads(path.read_text())
+        assert metrics["device"].startswith("cuda") and metrics["precision"] == "bf16" and metrics["steps"] == 1200
