@@ -11,7 +11,11 @@ reported. Target (issue 3): collab step <= 1.10 x independent step.
 `--dense` adds "collab-dense": collab with RegionBSDLoss(gather_cells=False),
 the accelerator path (connectors on every cell, masked), timed in the same run;
 `--terms` adds collab with one term only ("hfd-only", "region-only", "pixel-only"),
-to see what each term costs.
+to see what each term costs. `--count-ops` counts the operators each variant's
+loss dispatches (forward and backward, views and allocations left out): on a
+GPU each is about one kernel launch, and at small batches the launches, not
+the arithmetic, set the step time (RESULTS.md Run 8). The count is the same on
+any device, so it can be read on a CPU.
 
     .venv/bin/python benchmarks/bench_losses.py            # batch 8, 128x128, R18 + B0, 11 classes, 2 threads
     .venv/bin/python benchmarks/bench_losses.py --dense    # also the dense-connector path
@@ -44,6 +48,35 @@ def timed(fn, device) -> float:
     return time.perf_counter() - start
 
 
+VIEW_OPS = {  # no kernel: views, allocations, metadata
+    "view", "_unsafe_view", "reshape", "_reshape_alias", "as_strided", "permute", "transpose", "t", "expand",
+    "expand_as", "view_as", "unsqueeze", "squeeze", "slice", "select", "narrow", "unbind", "split",
+    "split_with_sizes", "chunk", "alias", "detach", "lift_fresh", "empty", "empty_like", "empty_strided",
+    "new_empty_strided",
+}
+
+
+def count_ops(loss_fn, fixed, y, autocast) -> tuple[int, int]:
+    """Operators dispatched by one forward and one backward of `loss_fn` on fixed student outputs."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Counter(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket.__name__ not in VIEW_OPS:
+                Counter.count += 1
+            return func(*args, **(kwargs or {}))
+
+    outs = [o._replace(**{k: getattr(o, k).detach().requires_grad_() for k in ("low", "embed", "logits")}) for o in fixed]
+    with Counter(), autocast:
+        total, _ = loss_fn(*outs, y, progress=0.5)
+    forward, Counter.count = Counter.count, 0
+    with Counter():
+        total.backward()
+    return forward, Counter.count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=8)
@@ -61,6 +94,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--dense", action="store_true", help="also time collab with the dense (accelerator) connector path")
     parser.add_argument("--terms", action="store_true", help="also time collab with one term at a time")
+    parser.add_argument("--count-ops", action="store_true",
+                        help="also count the operators (about one GPU kernel each) of each variant's loss")
     args = parser.parse_args()
     variants = {"independent": dict(method="independent"), "collab": dict(method="collab")}
     if args.dense:
@@ -105,6 +140,11 @@ def main() -> None:
             total, _ = losses[method](cnn(x), vit(x), y, progress=0.5)
         total.backward()
         optimisers[method].step()
+
+    if args.count_ops:
+        for m in methods:
+            forward, backward = count_ops(losses[m], fixed, y, autocast)
+            print(f"ops   {m:12s} forward {forward:5d}  backward {backward:5d}  total {forward + backward:5d}")
 
     results = {}
     for name, fn in (("loss", loss_only), ("step", train_step)):

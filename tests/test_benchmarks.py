@@ -57,10 +57,16 @@ def test_bench_train_times_each_method_in_its_own_process_per_layout():
 
 def test_bench_losses_reports_every_variant_and_the_step_ratio():
     out = run_script("bench_losses.py", "--threads", "1", "--warmup", "0", "--repeats", "1", "--size", "32",
-                     "--batch", "2", "--decoder-channels", "32", "--terms", "--dense")
+                     "--batch", "2", "--decoder-channels", "32", "--terms", "--dense", "--count-ops")
     for phase in ("loss", "step"):
         for variant in ("independent", "collab", "collab-dense", "hfd-only", "region-only", "pixel-only"):
             assert re.search(rf"^{phase}\s+{variant}\s+[\d.]+ ", out, re.M), f"{phase} {variant} missing:\n{out}"
     step = {m: float(re.search(rf"^step\s+{m}\s+([\d.]+)", out, re.M).group(1)) for m in ("independent", "collab")}
     ratio = float(re.search(r"step ratio \(medians\): ([\d.]+)", out).group(1))
     assert ratio == pytest.approx(step["collab"] / step["independent"], abs=2e-3)  # from the printed (rounded) ms
+    # --count-ops: every variant counted; each term adds operators to independent's CE, all three add the most
+    ops = {m: [int(v) for v in re.search(rf"^ops\s+{m}\s+forward\s+(\d+)\s+backward\s+(\d+)\s+total\s+(\d+)", out,
+                                         re.M).groups()] for m in ("independent", "collab", "hfd-only", "region-only", "pixel-only")}
+    assert all(f + b == total for f, b, total in ops.values())
+    terms = [ops[t][2] for t in ("hfd-only", "region-only", "pixel-only")]
+    assert ops["independent"][2] < min(terms) and max(terms) < ops["collab"][2]
