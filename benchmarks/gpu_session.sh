@@ -10,9 +10,13 @@
 #   3. bench.log     the issue-3 speed target on the GPU: bench_train.py --interleave --profile at 128x128,
 #                    batch 8 (fp32 and bf16 eager), bench_losses.py on CUDA, then 512x1024 (the Cityscapes
 #                    crop), then bf16 + torch.compile (students and the loss's terms);
-#   4. research.tar.gz  results/sweeps/README.md item 16: grid workers share the GPU until the budget's
-#                    end minus a margin (SIGINT: an unfinished run checkpoints and is left out);
-#   5. the compiled-training test, if time is left.
+#   4. tests_compile.log  the compiled-training test (torch.compile takes a minute or more);
+#   5. research.tar.gz  only with RESEARCH_OUT=results/sweeps/NAME (write the round down in
+#                    results/sweeps/README.md first): grid workers share the GPU until the budget's end
+#                    minus a margin (SIGINT: an unfinished run checkpoints and is left out). The grid's
+#                    settings below are item 16's, which ran at commit 699c6c2 (then always on, into
+#                    results/sweeps/gpu-mnv2-lr01); edit them for another round, and give it its own folder:
+#                    the grid skips finished runs, so an old folder would only grow.
 # Needs only what the GPU image has (torch, timm, scikit-image, pandas, pytest): the kit travels as source
 # (PYTHONPATH), nothing is installed. PY overrides the interpreter (a dry run on a CPU: PY=.venv/bin/python).
 set -u
@@ -33,13 +37,13 @@ stamp "1. environment"
     "$PY" -c "import sys, torch, timm, numpy; print(sys.version); print('torch', torch.__version__, 'timm', timm.__version__, 'numpy', numpy.__version__); print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no cuda')"
 } > "$OUT/env.txt" 2>&1
 
-stamp "2. GPU tests (without the compiled-training one: step 5)"
+stamp "2. GPU tests (without the compiled-training one: step 4)"
 timeout 150 "$PY" -m pytest tests/test_gpu.py -p no:cacheprovider -q -rA \
     -k "not compiled_training" > "$OUT/tests.log" 2>&1
 stamp "   tests exit $? ($(tail -n 1 "$OUT/tests.log"))"
 
 stamp "3. benchmarks"
-RESERVE=${RESERVE:-300}  # seconds kept for step 4 whatever the benchmarks take
+RESERVE=${RESERVE:-120}  # seconds kept for steps 4-5 whatever the benchmarks take ("OUT=... RESERVE=300" for research)
 bench() {  # bench LIMIT_S COMMAND...: one benchmark, its output appended to bench.log
     local limit=$(($(left) - RESERVE))
     [ "$1" -lt "$limit" ] && limit=$1
@@ -49,14 +53,23 @@ bench() {  # bench LIMIT_S COMMAND...: one benchmark, its output appended to ben
     stamp "   exit $? after: ${*:2}"
 }
 bench 90 "$PY" benchmarks/bench_train.py --interleave --profile --settings fp32 bf16 --steps 21 --warmup 5 --workers 8
-bench 60 "$PY" benchmarks/bench_losses.py --device cuda --precision bf16 --repeats 21 --warmup 5 --dense
+bench 60 "$PY" benchmarks/bench_losses.py --device cuda --precision bf16 --repeats 21 --warmup 5 --dense --count-ops
 bench 60 "$PY" benchmarks/bench_losses.py --device cuda --precision fp32 --repeats 21 --warmup 5
 bench 90 "$PY" benchmarks/bench_train.py --interleave --profile --settings bf16 fp32 --size 512 1024 --steps 11 --warmup 3 --workers 8
 bench 150 "$PY" benchmarks/bench_train.py --interleave --profile --settings bf16+compile --steps 21 --warmup 5 --workers 8
 
-stamp "4. research: item 16 until $((BUDGET - 75)) s"
-GRID=results/sweeps/gpu-mnv2-lr01
-LIMIT=$(($(left) - 75))
+if [ "$(left)" -gt 60 ]; then
+    stamp "4. the compiled-training test"
+    limit=$(($(left) - 30)); [ "$limit" -gt 240 ] && limit=240
+    timeout "$limit" "$PY" -m pytest tests/test_gpu.py -p no:cacheprovider -q -rA -k compiled_training \
+        > "$OUT/tests_compile.log" 2>&1
+    stamp "   exit $? ($(tail -n 1 "$OUT/tests_compile.log"))"
+fi
+
+GRID=${RESEARCH_OUT:-}
+[ -z "$GRID" ] && { stamp "done (no RESEARCH_OUT: no research round)"; exit 0; }
+stamp "5. research into $GRID until $((BUDGET - 30)) s"
+LIMIT=$(($(left) - 30))
 if [ "$LIMIT" -gt 60 ]; then
     for w in $(seq 1 "$WORKERS"); do
         OMP_NUM_THREADS=1 timeout -k 20 -s INT "$LIMIT" "$PY" -m collab_lib.experiments --recipe cpu \
@@ -72,11 +85,4 @@ stamp "   research: $finished runs finished"
 tail -n 5 "$OUT"/worker*.tmp > "$OUT/workers.log" 2>&1
 rm -f "$OUT"/worker*.tmp
 tar czf "$OUT/research.tar.gz" --exclude='*.pt' --exclude='grid.lock' "$GRID" 2>/dev/null
-
-if [ "$(left)" -gt 40 ]; then
-    stamp "5. the compiled-training test"
-    timeout $(($(left) - 10)) "$PY" -m pytest tests/test_gpu.py -p no:cacheprovider -q -rA -k compiled_training \
-        > "$OUT/tests_compile.log" 2>&1
-    stamp "   exit $? ($(tail -n 1 "$OUT/tests_compile.log"))"
-fi
 stamp "done"
