@@ -70,3 +70,18 @@ def test_bench_losses_reports_every_variant_and_the_step_ratio():
     assert all(f + b == total for f, b, total in ops.values())
     terms = [ops[t][2] for t in ("hfd-only", "region-only", "pixel-only")]
     assert ops["independent"][2] < min(terms) and max(terms) < ops["collab"][2]
+
+
+def test_a_failing_setting_is_reported_and_the_next_ones_still_run(capsys):
+    """bench_train.run_child: a setting whose process fails (a compiler error on a GPU, say) prints the
+    end of its stderr and gives None, instead of stopping the settings after it."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_train
+    finally:
+        sys.path.pop(0)
+    failing = [sys.executable, "-c", "import sys; print('compiler said no', file=sys.stderr); sys.exit(3)"]
+    assert bench_train.run_child(failing) is None
+    printed = capsys.readouterr().out
+    assert "# FAILED (exit 3)" in printed and "compiler said no" in printed
+    assert bench_train.run_child([sys.executable, "-c", "print('{\"ok\": 1}')"]).strip() == '{"ok": 1}'
