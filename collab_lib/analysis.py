@@ -320,8 +320,8 @@ POOLED_ROUND6_STUDY = {name: (LONG_STUDY[name], ROUND6_STUDY[name]) for name in 
 ROUND7_STUDY = {name: f"{FRESH_SEEDS}/{name}" for name in ("independent", "dml")}
 POOLED_ROUND7_STUDY = {name: (LONG_STUDY[name], ROUND7_STUDY[name]) for name in ROUND7_STUDY}
 
-# Round 8 (item 12, exploratory): the capacity-matched pair, DeepLabV3+ on MobileNetV2 (5.0 M parameters) with
-# SegFormer-B0 (3.4 M), the same recipe and seeds 0-2; its own independent runs are the baseline.
+# Round 8 (item 12, exploratory): the capacity-matched pair, DeepLabV3+ on MobileNetV2 (3.44 M parameters as the
+# recipe builds it) with SegFormer-B0 (3.45 M), the same recipe and seeds 0-2; its own independent runs are the baseline.
 MNV2_STUDY = {name: f"results/sweeps/long1200-mnv2/{name}" for name in ("independent", "collab", "collab_no_pixel", "dml")}
 # Round 9 (item 13): that pair's independent and collab on fresh seeds 7-12, and both pooled with seeds 0-2.
 MNV2_CONFIRM_STUDY = {name: f"results/sweeps/long1200-mnv2-confirm/{name}" for name in ("independent", "collab")}

@@ -246,20 +246,33 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def run_info(config: TrainConfig, device, precision, world_size) -> dict:
-    """config.json: everything needed to know what produced a run."""
-    import timm
+def git_head() -> str | None:
+    """The commit checked out where this file lies (None outside a git checkout)."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).resolve().parent).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
-        commit = None
+        return None
+
+
+# Read once, when the library is imported: a long-lived process (a grid worker training run after run)
+# keeps executing the code it imported even after the checkout moves on to later commits.
+CODE_COMMIT = git_head()
+
+
+def run_info(config: TrainConfig, device, precision, world_size) -> dict:
+    """config.json: everything needed to know what produced a run.
+
+    "git_commit" is the commit of the code this process imported (CODE_COMMIT); "git_head_at_start"
+    the checkout's commit when the run started, which differs when the checkout moved on meanwhile.
+    """
+    import timm
     return {
         "config": config.to_dict(),
         "seed": config.seed,
         "versions": {"collab_lib": __version__, "python": platform.python_version(), "torch": torch.__version__,
                      "timm": timm.__version__, "numpy": np.__version__},
-        "git_commit": commit,
+        "git_commit": CODE_COMMIT, "git_head_at_start": git_head(),
         "device": str(device), "precision": precision, "world_size": world_size,
         "host": platform.node(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -359,3 +359,30 @@ def test_round11_gpu_round_is_the_committed_runs():
     for path in (ROOT / "results/sweeps/gpu-mnv2-lr01").glob("*/seed*/metrics.json"):  # trained on the GPU, as said
         metrics = json.loads(path.read_text())
         assert metrics["device"].startswith("cuda") and metrics["precision"] == "bf16" and metrics["steps"] == 1200
+
+
+def test_round10_capacity_matched_pair_at_its_own_rate_is_the_committed_runs():
+    """Round 10 (sweeps item 15, seeds 1-9 on the CPU): both READMEs quote its tables; by the rule fixed
+    before the runs (7 of 9 seeds agreeing on test) the CNN's lift is not settled and the ViT's fails."""
+    from collab_lib.analysis import MNV2_LR01_STUDY, replication_verdict
+
+    assert_tables_quoted(MNV2_LR01_STUDY)
+    verdicts = {student: replication_verdict(MNV2_LR01_STUDY, "collab", student, +1, min_agreeing=7, root=ROOT)
+                for student in ("cnn", "vit")}
+    assert verdicts["cnn"]["verdict"] == "not settled" and verdicts["cnn"]["test"]["agreeing"] == 5
+    assert verdicts["vit"]["verdict"] == "fails" and verdicts["vit"]["test"]["mean"] < 0
+    assert all(v["test"]["seeds"] == 9 for v in verdicts.values())
+
+
+def test_parameter_counts_quoted_are_those_of_the_trained_students():
+    """README gives each pair's size as the runs' config.json counted it (the recipe's 128-wide heads)."""
+    import json
+
+    counts = {}
+    for folder in ("long1200", "long1200-mnv2", "long1200-mnv2-lr01", "gpu-mnv2-lr01"):
+        info = json.loads((ROOT / "results/sweeps" / folder / "independent/seed1/config.json").read_text())
+        counts[info["config"]["cnn"]] = info["parameters"]["cnn"]
+        assert info["parameters"]["vit"] == 3452651  # SegFormer-B0 with a 128-wide decoder, 11 classes
+    assert counts == {"deeplabv3plus_resnet18": 13515563, "deeplabv3plus_mobilenetv2": 3436139}
+    readme = (ROOT / "README.md").read_text()
+    assert "13.5 M" in readme and "3.44 M" in readme and "3.45 M" in readme

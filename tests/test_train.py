@@ -178,3 +178,17 @@ def test_sigterm_writes_a_checkpoint_and_resume_continues(tmp_path):
     train(config)
     assert torch.load(run_dir / "last.pt", weights_only=True)["step"] == step + 1
     assert [h["step"] for h in read_history(run_dir)][-1] == step + 1
+
+
+def test_config_json_names_the_commit_of_the_code_that_ran(monkeypatch):
+    """A grid worker trains run after run with the code it imported; the checkout may move on meanwhile.
+    config.json's "git_commit" is the commit read when the library was imported, "git_head_at_start"
+    the checkout's commit when the run started (they differed in results/sweeps/long1200-mnv2-lr01)."""
+    from collab_lib.config import TrainConfig
+
+    if (REPO / ".git").exists():
+        assert train_module.CODE_COMMIT == train_module.git_head()  # nothing was committed during this test
+    monkeypatch.setattr(train_module, "CODE_COMMIT", "a" * 40)
+    monkeypatch.setattr(train_module, "git_head", lambda: "b" * 40)
+    info = train_module.run_info(TrainConfig(run_dir="x"), torch.device("cpu"), "fp32", 1)
+    assert info["git_commit"] == "a" * 40 and info["git_head_at_start"] == "b" * 40
