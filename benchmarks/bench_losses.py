@@ -61,20 +61,21 @@ def count_ops(loss_fn, fixed, y, autocast) -> tuple[int, int]:
     from torch.utils._python_dispatch import TorchDispatchMode
 
     class Counter(TorchDispatchMode):
-        count = 0
+        def __init__(self):
+            super().__init__()
+            self.count = 0
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             if func.overloadpacket.__name__ not in VIEW_OPS:
-                Counter.count += 1
+                self.count += 1
             return func(*args, **(kwargs or {}))
 
     outs = [o._replace(**{k: getattr(o, k).detach().requires_grad_() for k in ("low", "embed", "logits")}) for o in fixed]
-    with Counter(), autocast:
+    with Counter() as forward, autocast:
         total, _ = loss_fn(*outs, y, progress=0.5)
-    forward, Counter.count = Counter.count, 0
-    with Counter():
+    with Counter() as backward:
         total.backward()
-    return forward, Counter.count
+    return forward.count, backward.count
 
 
 def main() -> None:
