@@ -56,6 +56,12 @@ VIEW_OPS = {  # no kernel: views, allocations, metadata
 }
 
 
+def as_leaves(outputs) -> list:
+    """Fixed student outputs as fresh leaves that collect gradients: the loss alone, without the students."""
+    return [o._replace(**{k: getattr(o, k).detach().requires_grad_() for k in ("low", "embed", "logits")})
+            for o in outputs]
+
+
 def count_ops(loss_fn, fixed, y, autocast) -> tuple[int, int]:
     """Operators dispatched by one forward and one backward of `loss_fn` on fixed student outputs."""
     from torch.utils._python_dispatch import TorchDispatchMode
@@ -70,9 +76,8 @@ def count_ops(loss_fn, fixed, y, autocast) -> tuple[int, int]:
                 self.count += 1
             return func(*args, **(kwargs or {}))
 
-    outs = [o._replace(**{k: getattr(o, k).detach().requires_grad_() for k in ("low", "embed", "logits")}) for o in fixed]
     with Counter() as forward, autocast:
-        total, _ = loss_fn(*outs, y, progress=0.5)
+        total, _ = loss_fn(*as_leaves(fixed), y, progress=0.5)
     with Counter() as backward:
         total.backward()
     return forward.count, backward.count
@@ -130,9 +135,8 @@ def main() -> None:
         fixed = cnn(x), vit(x)
 
     def loss_only(method):
-        outs = [o._replace(**{k: getattr(o, k).detach().requires_grad_() for k in ("low", "embed", "logits")}) for o in fixed]
         with autocast:
-            total, _ = losses[method](*outs, y, progress=0.5)
+            total, _ = losses[method](*as_leaves(fixed), y, progress=0.5)
         total.backward()
 
     def train_step(method):

@@ -52,12 +52,16 @@ def batch(classes=5, size=64, seed=1):
     return images, labels
 
 
+def as_leaves(outs, device=None):
+    """StudentOutputs as fresh leaves that collect gradients (on `device`, if given; graphs cut off)."""
+    return [o._replace(**{k: getattr(o, k).detach().to(device).clone().requires_grad_()
+                          for k in ("low", "embed", "logits")}) for o in outs]
+
+
 def outputs_with_grad(cnn, vit, images):
     """Both students' outputs as leaves that collect gradients (students' own graphs cut off)."""
     with torch.no_grad():
-        outs = cnn(images), vit(images)
-    return [o._replace(**{k: getattr(o, k).detach().clone().requires_grad_() for k in ("low", "embed", "logits")})
-            for o in outs]
+        return as_leaves((cnn(images), vit(images)))
 
 
 def sync_warnings(fn):
@@ -130,8 +134,7 @@ def test_cuda_gives_the_cpus_values_and_gradients(method):
     for device in ("cpu", "cuda"):
         torch.manual_seed(3)  # the same projectors and connectors on both devices
         loss_fn = CollaborativeLoss(cnn, vit, method=method, warmup=0.0).to(device)
-        outs = [o._replace(**{k: getattr(o, k).detach().to(device).requires_grad_() for k in ("low", "embed", "logits")})
-                for o in outs_cpu]
+        outs = as_leaves(outs_cpu, device)
         total, terms = loss_fn(*outs, labels.to(device), 0.5)
         leaves = [t for o in outs for t in (o.low, o.embed, o.logits)] + list(loss_fn.parameters())
         grads = torch.autograd.grad(total, leaves, allow_unused=True)
