@@ -331,6 +331,13 @@ MNV2_LR01_STUDY = {name: f"results/sweeps/long1200-mnv2-lr01/{name}" for name in
 # Round 11 (item 16): the same on an H100 with the trainer's GPU defaults (bf16, channels-last), seeds 1-6:
 # other arithmetic than round 10's, so a separate study, never pooled with it.
 GPU_MNV2_LR01_STUDY = {name: f"results/sweeps/gpu-mnv2-lr01/{name}" for name in ("independent", "collab")}
+# Round 12 (item 17): KDCL on fresh seeds 7-13, paired with round 5's independent runs; pooled with KDCL's seeds 0-2.
+ROUND12_STUDY = {name: f"{FRESH_SEEDS}/{name}" for name in ("independent", "kdcl")}
+POOLED_ROUND12_STUDY = {name: (LONG_STUDY[name], ROUND12_STUDY[name]) for name in ROUND12_STUDY}
+# Round 13 (item 18): collab with w_pixel 0.03 on fresh seeds 7-13, paired the same way; pooled with its seeds 0-6.
+ROUND13_STUDY = {"independent": f"{FRESH_SEEDS}/independent",
+                 "collab, w_pixel=0.03": "results/sweeps/long1200-pixel0.03-confirm/collab"}
+POOLED_ROUND13_STUDY = {name: (LONG_STUDY[name], ROUND13_STUDY[name]) for name in ROUND13_STUDY}
 
 
 def _as_folders(folders) -> tuple:
@@ -430,7 +437,7 @@ def paired_gains(runs: dict, name: str, student: str, baseline: str = "independe
 
 def replication_verdict(runs: dict, name: str, student: str, expected_sign: int, min_agreeing: int = 5,
                         baseline: str = "independent", root=".") -> dict:
-    """Apply the rule that results/sweeps/README.md items 9-16 fixed before their runs.
+    """Apply the rule that results/sweeps/README.md items 9-18 fixed before their runs.
 
     A hypothesis "`name` moves `student` in the direction `expected_sign` (+1 gain, -1 cost) against
     `baseline`" **holds** if the mean paired gain has that sign on final val and on test and at least

@@ -374,6 +374,33 @@ def test_round10_capacity_matched_pair_at_its_own_rate_is_the_committed_runs():
     assert all(v["test"]["seeds"] == 9 for v in verdicts.values())
 
 
+def test_round12_kdcl_tables_and_verdicts_are_the_committed_runs():
+    """Round 12 (sweeps item 17: kdcl on fresh seeds 7-13): both READMEs quote its tables; by the rule fixed
+    before the runs (6 of 7 seeds agreeing on test) KDCL's cost to the CNN holds and its ViT gain fails."""
+    from collab_lib.analysis import POOLED_ROUND12_STUDY, ROUND12_STUDY, paired_gain_table, replication_verdict
+
+    assert_tables_quoted(ROUND12_STUDY)
+    assert_tables_quoted(POOLED_ROUND12_STUDY, in_readme=False)  # README quotes the pool's numbers in its text
+    assert "| kdcl | 10 |" in paired_gain_table(POOLED_ROUND12_STUDY, root=ROOT)
+    cost = replication_verdict(ROUND12_STUDY, "kdcl", "cnn", -1, min_agreeing=6, root=ROOT)
+    assert cost["verdict"] == "holds" and cost["test"]["agreeing"] == 7 == cost["test"]["seeds"]
+    gain = replication_verdict(ROUND12_STUDY, "kdcl", "vit", +1, min_agreeing=6, root=ROOT)
+    assert gain["verdict"] == "fails" and gain["test"]["mean"] < 0
+
+
+def test_round12_pairing_check_reproduced_the_baseline_bit_for_bit():
+    """Item 17's pairing check: independent seed 7 trained again with newer code logged the same numbers
+    as round 5's run (only the timings differ), so fresh-seed rounds may pair with round 5's runs."""
+    import json
+
+    timing = {"train_time_s", "wall_time_s", "images_per_s"}
+    rerun, original = (ROOT / "results/sweeps" / d / "independent/seed7" for d in ("repro-independent", "long1200-confirm"))
+    strip = lambda m: {k: v for k, v in m.items() if k not in timing}  # noqa: E731
+    assert strip(json.loads((rerun / "metrics.json").read_text())) == strip(json.loads((original / "metrics.json").read_text()))
+    logged = [[strip(json.loads(line)) for line in (d / "history.jsonl").read_text().splitlines()] for d in (rerun, original)]
+    assert logged[0] == logged[1] and len(logged[0]) > 20
+
+
 def test_parameter_counts_quoted_are_those_of_the_trained_students():
     """README gives each pair's size as the runs' config.json counted it (the recipe's 128-wide heads)."""
     import json
