@@ -7,7 +7,9 @@
 
 For each method (independent, collab) and, on CUDA, each setting (fp32 eager,
 bf16 eager, bf16 + torch.compile of both students and the loss's terms, as the
-trainer's compile=True; `--settings` picks some), a fresh subprocess builds the students, the
+trainer's compile=True; `--settings` picks some, and also offers bf16+cudagraphs: the
+same compiled with mode "reduce-overhead", which replays each compiled piece as a CUDA
+graph), a fresh subprocess builds the students, the
 loss and the optimizers as `collab_lib.train` does (decoders `--decoder-channels`
 wide: 256 by default, where the trainer's own default is 128), runs `--warmup`
 untimed steps and then `--steps` timed ones on one fixed batch of streets
@@ -61,6 +63,10 @@ def build_students_and_batch(args):
     return config, device, memory_format, cnn, vit, images, labels
 
 
+# --compile (internal) -> torch.compile's mode; "eager" compiles nothing
+COMPILE_MODES = {"eager": None, "compile": None, "cudagraphs": "reduce-overhead"}
+
+
 def build_step(args, config, method, device, memory_format, cnn, vit, images, labels):
     """One training step of `method` as `collab_lib.train` runs it (its loss, its two optimizers): a callable."""
     import dataclasses
@@ -78,11 +84,14 @@ def build_step(args, config, method, device, memory_format, cnn, vit, images, la
     opt_cnn, opt_vit = build_optimizers(cnn, vit, loss_fn, config, device)
     scaler = torch.amp.GradScaler(device.type, enabled=args.precision == "fp16")
     cnn_step, vit_step = cnn, vit
-    if args.compile:  # as the trainer's compile=True: both students and the loss's terms
-        cnn_step, vit_step = torch.compile(cnn), torch.compile(vit)
-        loss_fn.compile_terms()
+    mode = COMPILE_MODES[args.compile]
+    if args.compile != "eager":  # as the trainer's compile=True: both students and the loss's terms
+        cnn_step, vit_step = torch.compile(cnn, mode=mode), torch.compile(vit, mode=mode)
+        loss_fn.compile_terms(mode=mode)
 
     def step():
+        if mode == "reduce-overhead":  # a new step: the CUDA graphs may overwrite the last step's outputs
+            torch.compiler.cudagraph_mark_step_begin()
         return train_step(cnn_step, vit_step, loss_fn, opt_cnn, opt_vit, scaler, images, labels, 0.5,
                           AMP_DTYPES[args.precision])
     return step
@@ -227,9 +236,10 @@ def main():
     parser.add_argument("--layouts", nargs="+", default=["auto"], choices=["auto", "nchw", "nhwc"],
                         help="memory layouts of students and batch to measure (auto: as the trainer, "
                              "channels-last on CUDA only); each is timed for every setting")
-    parser.add_argument("--settings", nargs="+", choices=["fp32", "bf16", "bf16+compile"],
-                        help="precision / compile settings to time (default: all three on CUDA, fp32 on CPU); "
-                             "+compile compiles both students and the loss's terms, as the trainer's compile=True")
+    parser.add_argument("--settings", nargs="+", choices=["fp32", "bf16", "bf16+compile", "bf16+cudagraphs"],
+                        help="precision / compile settings to time (default on CUDA: fp32, bf16, bf16+compile; "
+                             "on CPU: fp32); +compile compiles both students and the loss's terms, as the "
+                             "trainer's compile=True; +cudagraphs the same with mode 'reduce-overhead' (CUDA graphs)")
     parser.add_argument("--profile", action="store_true",
                         help="with --interleave on CUDA: also count kernels per step and the GPU's busy time")
     parser.add_argument("--interleave", action="store_true",
@@ -240,7 +250,7 @@ def main():
     parser.add_argument("--one-interleaved", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--method", default="collab", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
-    parser.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--compile", default="eager", choices=list(COMPILE_MODES), help=argparse.SUPPRESS)
     parser.add_argument("--layout", default="auto", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -254,22 +264,23 @@ def main():
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     if cuda:
         half = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        named = {"fp32": ("fp32", False), "bf16": (half, False), "bf16+compile": (half, True)}
-        settings = [named[name] for name in (args.settings or named)]
+        named = {"fp32": ("fp32", "eager"), "bf16": (half, "eager"), "bf16+compile": (half, "compile"),
+                 "bf16+cudagraphs": (half, "cudagraphs")}
+        settings = [named[name] for name in (args.settings or ("fp32", "bf16", "bf16+compile"))]
         machine = torch.cuda.get_device_name(0)
     else:
-        settings = [("fp32", False)]
+        settings = [("fp32", "eager")]
         machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
     print(f"# {machine}; torch {torch.__version__}; size {args.size[0]}x{args.size[1]}, batch {args.batch}, "
           f"decoders {args.decoder_channels} wide; "
           f"median of {args.steps} steps after {args.warmup} warm-up", flush=True)
 
     rows = []
-    settings = [(precision, compiled, layout) for precision, compiled in settings for layout in args.layouts]
-    for precision, compiled, layout in settings:
+    settings = [(precision, compile_setting, layout) for precision, compile_setting in settings for layout in args.layouts]
+    for precision, compile_setting, layout in settings:
         common = ["--precision", precision, "--size", *map(str, args.size), "--batch", str(args.batch),
                   "--device", args.device, "--steps", str(args.steps), "--warmup", str(args.warmup),
-                  "--layout", layout, "--decoder-channels", str(args.decoder_channels)] + (["--compile"] if compiled else []) \
+                  "--layout", layout, "--decoder-channels", str(args.decoder_channels)] + ["--compile", compile_setting] \
             + (["--profile"] if args.profile else [])
         if args.interleave:
             out = run_child([sys.executable, __file__, "--one-interleaved", *common])
@@ -280,7 +291,7 @@ def main():
             if args.json:
                 print(json.dumps(row), flush=True)
             else:
-                name = f"{precision}{' + compile' if compiled else ' eager'} {row['layout']}"
+                name = f"{precision} {compile_setting} {row['layout']}"
                 print(f"{name:20s} independent {row['median_s']['independent'] * 1000:8.1f} ms/step, collab "
                       f"{row['median_s']['collab'] * 1000:8.1f} ms/step; collab / independent: "
                       f"{row['median_paired_ratio']:.3f}x (median of paired rounds), "
@@ -298,7 +309,7 @@ def main():
             if args.json:
                 print(json.dumps(row), flush=True)
             else:
-                name = f"{method} {precision}{' + compile' if compiled else ' eager'} {row['layout']}"
+                name = f"{method} {precision} {compile_setting} {row['layout']}"
                 print(f"{name:32s} {row['median_s'] * 1000:9.1f} ms/step {row['images_per_s']:8.1f} img/s "
                       f"peak {row['peak_mib']:8.0f} MiB", flush=True)
         if out is not None:

@@ -8,8 +8,10 @@
 #   1. env.txt       the GPU, the driver, the Python packages;
 #   2. tests.log     tests/test_gpu.py (sync detector, CPU/GPU agreement, bf16, the trainer on CUDA);
 #   3. bench.log     the issue-3 speed target on the GPU: bench_train.py --interleave --profile at 128x128,
-#                    batch 8 (fp32 and bf16 eager), bench_losses.py on CUDA, then 512x1024 (the Cityscapes
-#                    crop), then bf16 + torch.compile (students and the loss's terms);
+#                    batch 8, first compiled with CUDA graphs (mode "reduce-overhead", never measured yet:
+#                    the lever RESULTS.md Run 8 left) and plain bf16 + torch.compile (students and the loss's
+#                    terms), then fp32 and bf16 eager, bench_losses.py on CUDA, then 512x1024 (the
+#                    Cityscapes crop);
 #   4. tests_compile.log  the compiled-training test (torch.compile takes a minute or more);
 #   5. research.tar.gz  only with RESEARCH_OUT=results/sweeps/NAME (write the round down in
 #                    results/sweeps/README.md first): grid workers share the GPU until the budget's end
@@ -52,11 +54,11 @@ bench() {  # bench LIMIT_S COMMAND...: one benchmark, its output appended to ben
     timeout "$limit" "${@:2}" >> "$OUT/bench.log" 2>&1
     stamp "   exit $? after: ${*:2}"
 }
+bench 240 "$PY" benchmarks/bench_train.py --interleave --profile --settings bf16+cudagraphs bf16+compile --steps 21 --warmup 8 --workers 8
 bench 90 "$PY" benchmarks/bench_train.py --interleave --profile --settings fp32 bf16 --steps 21 --warmup 5 --workers 8
 bench 60 "$PY" benchmarks/bench_losses.py --device cuda --precision bf16 --repeats 21 --warmup 5 --dense --count-ops
 bench 60 "$PY" benchmarks/bench_losses.py --device cuda --precision fp32 --repeats 21 --warmup 5
 bench 90 "$PY" benchmarks/bench_train.py --interleave --profile --settings bf16 fp32 --size 512 1024 --steps 11 --warmup 3 --workers 8
-bench 150 "$PY" benchmarks/bench_train.py --interleave --profile --settings bf16+compile --steps 21 --warmup 5 --workers 8
 
 if [ "$(left)" -gt 60 ]; then
     stamp "4. the compiled-training test"

@@ -85,3 +85,34 @@ def test_a_failing_setting_is_reported_and_the_next_ones_still_run(capsys):
     printed = capsys.readouterr().out
     assert "# FAILED (exit 3)" in printed and "compiler said no" in printed
     assert bench_train.run_child([sys.executable, "-c", "print('{\"ok\": 1}')"]).strip() == '{"ok": 1}'
+
+
+def test_cudagraphs_setting_compiles_every_piece_in_reduce_overhead_mode_and_marks_each_step(monkeypatch):
+    """bf16+cudagraphs (for a GPU): both students and each loss term go to torch.compile with
+    mode="reduce-overhead", and every step starts with cudagraph_mark_step_begin (a CUDA graph's outputs
+    are overwritten by its next replay). Read on the CPU with a stand-in for torch.compile that records
+    its arguments and compiles nothing; the eager setting compiles nothing and marks no step."""
+    import argparse
+
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_train
+
+    calls, marks = [], []
+
+    def fake_compile(fn, *args, **kwargs):
+        calls.append(kwargs.get("mode"))
+        return fn
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    for setting, expected_calls, expected_marks in (("eager", [], []), ("cudagraphs", ["reduce-overhead"] * 5, [1, 1])):
+        calls.clear(), marks.clear()
+        args = argparse.Namespace(device="cpu", batch=2, size=[64, 64], layout="nchw", decoder_channels=32,
+                                  precision="fp32", compile=setting)
+        config, device, memory_format, cnn, vit, images, labels = bench_train.build_students_and_batch(args)
+        step = bench_train.build_step(args, config, "collab", device, memory_format, cnn, vit, images, labels)
+        for _ in range(2):
+            assert torch.isfinite(step()["loss"])
+        # two students + three collab terms (HFD, region and pixel BSD)
+        assert calls == expected_calls and marks == expected_marks, setting
