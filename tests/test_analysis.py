@@ -388,6 +388,21 @@ def test_round12_kdcl_tables_and_verdicts_are_the_committed_runs():
     assert gain["verdict"] == "fails" and gain["test"]["mean"] < 0
 
 
+def test_round13_pixel_weight_003_tables_and_verdicts_are_the_committed_runs():
+    """Round 13 (sweeps item 18: collab at w_pixel 0.03 on fresh seeds 7-13): both READMEs quote its tables;
+    by the rule fixed before the runs its cost to the CNN fails (level) and its ViT gain is not settled."""
+    from collab_lib.analysis import POOLED_ROUND13_STUDY, ROUND13_STUDY, paired_gain_table, replication_verdict
+
+    name = "collab, w_pixel=0.03"
+    assert_tables_quoted(ROUND13_STUDY)
+    assert_tables_quoted(POOLED_ROUND13_STUDY, in_readme=False)
+    assert f"| {name} | 14 |" in paired_gain_table(POOLED_ROUND13_STUDY, root=ROOT)
+    cost = replication_verdict(ROUND13_STUDY, name, "cnn", -1, min_agreeing=6, root=ROOT)
+    assert cost["verdict"] == "fails" and cost["test"]["agreeing"] == 2 and cost["test"]["seeds"] == 7
+    gain = replication_verdict(ROUND13_STUDY, name, "vit", +1, min_agreeing=6, root=ROOT)
+    assert gain["verdict"] == "not settled" and gain["test"]["agreeing"] == 4
+
+
 def test_round12_pairing_check_reproduced_the_baseline_bit_for_bit():
     """Item 17's pairing check: independent seed 7 trained again with newer code logged the same numbers
     as round 5's run (only the timings differ), so fresh-seed rounds may pair with round 5's runs."""
