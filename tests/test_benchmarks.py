@@ -107,7 +107,8 @@ def test_cudagraphs_setting_compiles_every_piece_in_reduce_overhead_mode_and_mar
     monkeypatch.setattr(torch, "compile", fake_compile)
     monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
     for setting, expected_calls, expected_marks in (("eager", [], []), ("cudagraphs", ["reduce-overhead"] * 5, [1, 1])):
-        calls.clear(), marks.clear()
+        calls.clear()
+        marks.clear()
         args = argparse.Namespace(device="cpu", batch=2, size=[64, 64], layout="nchw", decoder_channels=32,
                                   precision="fp32", compile=setting)
         config, device, memory_format, cnn, vit, images, labels = bench_train.build_students_and_batch(args)
