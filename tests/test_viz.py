@@ -41,6 +41,16 @@ def color_at(fig, ax, x, y):
     return picture[int(round(height - py)), int(round(px))]
 
 
+def mean_color(fig, ax, x0, x1, y0, y1):
+    """Mean rendered colour over the data rectangle [x0, x1] x [y0, y1] of `ax` (pixel edges)."""
+    picture = rendered(fig)
+    height = picture.shape[0]
+    (px0, py0), (px1, py1) = ax.transData.transform([(x0, y0), (x1, y1)])
+    rows = sorted((int(round(height - py0)), int(round(height - py1))))
+    cols = sorted((int(round(px0)), int(round(px1))))
+    return picture[rows[0] + 1:rows[1] - 1, cols[0] + 1:cols[1] - 1].reshape(-1, 3).mean(axis=0)
+
+
 def closer_to(color, a, b):
     return np.linalg.norm(color - np.array(to_rgb(a))) < np.linalg.norm(color - np.array(to_rgb(b)))
 
@@ -175,23 +185,27 @@ def test_region_bsd_composite_has_four_panels_and_the_direction_legend():
 # ---- pixel maps ------------------------------------------------------------------------------
 
 def pixel_masks():
+    """8x8 masks: CNN teaches columns 0-1, ViT 2-3; both right 0-2, only the CNN right 4, only the ViT 5,
+    both wrong 3 and 6; column 7 is ignore."""
     cnn = np.zeros((8, 8), bool)
     vit = np.zeros((8, 8), bool)
     cnn[:, :2] = True
     vit[:, 2:4] = True
-    both_right = np.zeros((8, 8), bool)
-    both_right[:, :3] = True
-    both_wrong = np.zeros((8, 8), bool)
-    both_wrong[:, 6:] = True
+    cnn_right = np.zeros((8, 8), bool)
+    vit_right = np.zeros((8, 8), bool)
+    cnn_right[:, :3] = vit_right[:, :3] = True
+    cnn_right[:, 4] = True
+    vit_right[:, 5] = True
     valid = np.ones((8, 8), bool)
     valid[:, 7] = False
-    return cnn, vit, both_right, both_wrong, valid
+    return cnn, vit, cnn_right, vit_right, valid
 
 
-def test_reliability_categories():
+def test_reliability_categories_split_one_right_by_student():
     teaching, correctness = maps.reliability_categories(*pixel_masks())
     assert teaching[0, 0] == 1 and teaching[0, 2] == 2 and teaching[0, 5] == 0 and teaching[0, 7] == -1
-    assert correctness[0, 0] == 0 and correctness[0, 4] == 1 and correctness[0, 6] == 2 and correctness[0, 7] == -1
+    assert correctness[0].tolist() == [0, 0, 0, 3, 1, 2, 3, -1]
+    assert maps.CORRECTNESS_NAMES[1] == "only the CNN right" and maps.CORRECTNESS_NAMES[2] == "only the ViT right"
 
 
 def test_pixel_reliability_colours_and_ignore():
@@ -202,9 +216,12 @@ def test_pixel_reliability_colours_and_ignore():
     assert closer_to(color_at(fig, left, 2.5, 4), maps.VIT_COLOR, maps.CNN_COLOR)
     np.testing.assert_allclose(color_at(fig, left, 7, 4), [0, 0, 0], atol=0.05)  # ignore: image shows
     np.testing.assert_allclose(color_at(fig, right, 6, 4), to_rgb(maps.BOTH_WRONG_COLOR), atol=0.05)
+    np.testing.assert_allclose(color_at(fig, right, 4, 4), to_rgb(maps.ONLY_CNN_RIGHT_COLOR), atol=0.05)
+    np.testing.assert_allclose(color_at(fig, right, 5, 4), to_rgb(maps.ONLY_VIT_RIGHT_COLOR), atol=0.05)
     texts = legend_texts(fig)
-    # shares are of the 56 valid pixels: CNN teaches 16/56 = 29%
-    assert "CNN teaches 29%" in texts and "both wrong 14%" in texts
+    # shares are of the 56 valid pixels: CNN teaches 16/56 = 29%, both wrong (columns 3 and 6) 29%, only one 14%
+    assert "CNN teaches, ViT learns 29%" in texts and "both wrong 29%" in texts
+    assert "only the CNN right 14%" in texts and "only the ViT right 14%" in texts
 
 
 def test_kl_map_masks_pixels_not_transferred():
@@ -214,7 +231,8 @@ def test_kl_map_masks_pixels_not_transferred():
     mask[:, :4] = True
     fig = maps.plot_kl_map(image, kl, transfer_mask=mask)
     right = fig.axes[1]
-    np.testing.assert_allclose(color_at(fig, right, 6, 4), [0, 0, 0], atol=0.05)
+    # not transferred: no colour, only the thin grey hatching of "no transfer" over the black image
+    assert mean_color(fig, right, 4.5, 7.5, 0.5, 7.5).max() < 0.25
     assert color_at(fig, right, 1, 4).sum() > 0.5
     assert "mean 1.000" in right.get_title()
 
@@ -311,15 +329,15 @@ def test_training_overview_cuts_at_until():
 
 def test_pixel_bsd_composite_paints_kl_only_where_knowledge_moves():
     image = np.zeros((8, 8, 3), np.uint8)
-    cnn, vit, both_right, both_wrong, valid = pixel_masks()
+    cnn, vit, cnn_right, vit_right, valid = pixel_masks()
     kl = np.full((8, 8), 0.5)
-    fig = maps.plot_pixel_bsd(image, cnn, vit, both_right, both_wrong, kl, valid, temperature=2.0, vmax=1.0)
+    fig = maps.plot_pixel_bsd(image, cnn, vit, cnn_right, vit_right, kl, valid, temperature=2.0, vmax=1.0)
     kl_ax = fig.axes[2]
-    np.testing.assert_allclose(color_at(fig, kl_ax, 6, 4), [0, 0, 0], atol=0.05)  # no transfer: not painted
+    assert mean_color(fig, kl_ax, 4.5, 6.5, 0.5, 7.5).max() < 0.25  # no transfer: only grey hatching
     assert color_at(fig, kl_ax, 1, 4).sum() > 0.3
     assert "x T^2 = 2.000" in kl_ax.get_title()  # mean 0.5 nats times T^2 = 4
     # a fixed vmax: a smaller KL is drawn darker
-    darker = maps.plot_pixel_bsd(image, cnn, vit, both_right, both_wrong, kl / 5, valid, vmax=1.0)
+    darker = maps.plot_pixel_bsd(image, cnn, vit, cnn_right, vit_right, kl / 5, valid, vmax=1.0)
     assert color_at(darker, darker.axes[2], 1, 4).sum() < color_at(fig, kl_ax, 1, 4).sum()
 
 
@@ -381,3 +399,145 @@ def test_paired_gains_plot_puts_each_seed_and_the_mean_where_they_belong():
     plt.close(fig)
     with pytest.raises(ValueError, match="at least one seed"):
         results.plot_paired_gains({})
+
+
+# ---- one convention across the course ----------------------------------------------------------
+
+def handle_for(fig, text):
+    """The legend handle (patch) whose label contains `text`, from any legend of the figure."""
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    legends += [a for ax in fig.axes for a in ax.artists if isinstance(a, matplotlib.legend.Legend)]
+    for legend in legends:
+        for handle, label in zip(legend.legend_handles, legend.get_texts()):
+            if text in label.get_text():
+                return handle
+    raise AssertionError(f"no legend entry containing {text!r}; entries: {legend_texts(fig)}")
+
+
+def transfer_figures():
+    """Every figure of the course that shows who teaches: region map, region composite, pixel map, class bars."""
+    image = np.full((64, 128, 3), 255, np.uint8)
+    direction = np.array([[1, -1, 0, 1], [0, 0, -1, 1]])
+    label = np.zeros((64, 128), int)
+    cnn, vit, cnn_right, vit_right, valid = pixel_masks()
+    return {
+        "plot_direction_map": maps.plot_direction_map(image, direction, region_pixels=32),
+        "plot_region_bsd": maps.plot_region_bsd(image, label, np.ones((2, 4)), np.ones((2, 4)), direction,
+                                                CLASS_NAMES, PALETTE, region_pixels=32),
+        "plot_pixel_bsd": maps.plot_pixel_bsd(np.full((8, 8, 3), 255, np.uint8), cnn, vit, cnn_right, vit_right,
+                                              np.ones((8, 8)), valid),
+        "plot_pixel_reliability": maps.plot_pixel_reliability(np.full((8, 8, 3), 255, np.uint8), cnn, vit,
+                                                              cnn_right, vit_right, valid),
+        "plot_teaching_by_class": bars.plot_teaching_by_class([0.5, 0.1, 0.2, 0.0], [0.2, 0.6, 0.1, 1.0], CLASS_NAMES),
+    }
+
+
+def test_every_transfer_figure_uses_the_one_colour_convention():
+    for name, fig in transfer_figures().items():
+        cnn = handle_for(fig, "CNN teaches")
+        vit = handle_for(fig, "ViT teaches")
+        none = handle_for(fig, "no transfer")
+        assert np.allclose(to_rgb(cnn.get_facecolor()), to_rgb(maps.CNN_COLOR)), name
+        assert np.allclose(to_rgb(vit.get_facecolor()), to_rgb(maps.VIT_COLOR)), name
+        assert none.get_hatch() == maps.NONE_HATCH, name
+        assert np.allclose(to_rgb(none.get_edgecolor()), to_rgb(maps.NONE_COLOR)), name
+        assert np.allclose(to_rgb(none.get_facecolor()), (1, 1, 1)), f"{name}: no transfer must not be filled"
+
+
+def test_no_transfer_is_hatched_not_filled_in_region_and_pixel_maps():
+    white = np.full((32, 64, 3), 255, np.uint8)
+    region = maps.plot_direction_map(white, np.array([[0, 1]]), region_pixels=32)
+    pixel_teaching = np.zeros((32, 64), bool)
+    pixel_teaching[:, 32:] = True
+    pixel = maps.plot_pixel_reliability(white, pixel_teaching, np.zeros_like(pixel_teaching),
+                                        pixel_teaching, pixel_teaching)
+    for fig in (region, pixel):
+        ax = fig.axes[0]
+        hatched = [p for p in ax.patches if p.get_hatch() == maps.NONE_HATCH and not p.get_fill()]
+        assert hatched, "the no-transfer area carries the grey hatching"
+        assert np.allclose(to_rgb(hatched[0].get_edgecolor()), to_rgb(maps.NONE_COLOR))
+        # mostly white (the image), a little grey (the hatching); the transfer half is orange
+        none_area = mean_color(fig, ax, 0, 31, 0, 31)
+        assert none_area.min() > 0.75 and np.ptp(none_area) < 0.05, none_area
+        assert closer_to(mean_color(fig, ax, 33, 63, 0, 31), maps.CNN_COLOR, maps.VIT_COLOR)
+
+
+def test_label_panels_carry_a_class_legend():
+    image = np.zeros((64, 128, 3), np.uint8)
+    label = np.zeros((64, 128), int)
+    label[:, 64:] = 2
+    label[:8] = 255
+    fig = maps.plot_region_bsd(image, label, np.ones((2, 4)), np.ones((2, 4)), np.zeros((2, 4), int),
+                               CLASS_NAMES, PALETTE, region_pixels=32)
+    texts = legend_texts(fig)
+    assert "road" in texts and "car" in texts and "sidewalk" not in texts
+    road = handle_for(fig, "road")
+    assert np.allclose(to_rgb(road.get_facecolor()), PALETTE[0] / 255.0)
+    fig = maps.plot_direction_map(image, np.zeros((2, 4), int), region_pixels=32, label=label, palette=PALETTE,
+                                  class_names=CLASS_NAMES)
+    assert {"road", "car"} <= set(legend_texts(fig))
+
+
+def test_class_heatmap_writes_every_value():
+    import pandas as pd
+
+    table = pd.DataFrame([[0.5, np.nan, 0.25], [0.1, 0.2, 0.3]], index=["CNN", "ViT"], columns=CLASS_NAMES[:3])
+    fig = results.plot_class_heatmap(table, "IoU")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == CLASS_NAMES[:3]
+    assert sorted(t.get_text() for t in ax.texts) == ["0.10", "0.20", "0.25", "0.30", "0.50"]  # NaN: blank
+
+
+def all_figures():
+    """One call of every plotting function at the course's sizes (64x128 scenes, 11 classes, 8 configurations)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    names = [f"class {k}" for k in range(11)]
+    palette = rng.integers(0, 255, size=(11, 3))
+    image = rng.integers(0, 255, size=(64, 128, 3)).astype(np.uint8)
+    label = rng.integers(0, 11, size=(64, 128))
+    region = rng.random((2, 4))
+    direction = rng.integers(-1, 2, size=(2, 4))
+    masks = [rng.random((64, 128)) > 0.5 for _ in range(4)]
+    frame = pd.DataFrame([{"configuration": f"config {c}", "seed": s, "cnn_miou": 0.4, "vit_miou": 0.38,
+                           **{f"{k}_iou/{n}": 0.3 for k in ("cnn", "vit") for n in names}}
+                          for c in range(8) for s in range(2)]).replace({"configuration": {"config 0": "independent"}})
+    yield "plot_scene", lambda: scenes.plot_scene(image, label, names, palette)
+    yield "plot_segmentation", lambda: scenes.plot_segmentation(image, {"gt": label, "CNN": label, "ViT": label},
+                                                                names, palette)
+    yield "plot_scene_grid", lambda: scenes.plot_scene_grid([image] * 3, [label] * 3, names, palette)
+    yield "plot_feature_pca", lambda: features.plot_feature_pca(image, {k: rng.random((8, 16, 32)) for k in "abcd"})
+    yield "plot_direction_map", lambda: maps.plot_direction_map(image, direction, 32, label, palette, names)
+    yield "plot_region_ce", lambda: maps.plot_region_ce(image, region, region, 32)
+    yield "plot_region_bsd", lambda: maps.plot_region_bsd(image, label, region, region, direction, names, palette, 32)
+    yield "plot_pixel_reliability", lambda: maps.plot_pixel_reliability(image, *masks)
+    yield "plot_kl_map", lambda: maps.plot_kl_map(image, rng.random((64, 128)), masks[0])
+    yield "plot_pixel_bsd", lambda: maps.plot_pixel_bsd(image, *masks, rng.random((64, 128)))
+    yield "plot_per_class_iou", lambda: bars.plot_per_class_iou({"CNN": [0.5] * 11, "ViT": [0.4] * 11}, names)
+    yield "plot_iou_gap", lambda: bars.plot_iou_gap([0.5] * 11, [0.4] * 11, names)
+    yield "plot_teaching_by_class", lambda: bars.plot_teaching_by_class([0.3] * 11, [0.3] * 11, names)
+    yield "plot_training_overview", lambda: curves.plot_training_overview(HISTORY)
+    yield "plot_miou_by_configuration", lambda: results.plot_miou_by_configuration(frame)
+    yield "plot_per_class_gain", lambda: results.plot_per_class_gain(frame, "cnn", names)
+    yield "plot_class_heatmap", lambda: results.plot_class_heatmap(
+        pd.DataFrame(rng.random((6, 11)), columns=names), "share")
+
+
+@pytest.mark.parametrize("name, make", list(all_figures()), ids=[name for name, _ in all_figures()])
+def test_no_figure_is_wider_than_ten_inches(name, make):
+    """JupyterLab shrinks wider figures to the page, and their legends become unreadable."""
+    fig = make()
+    width = fig.get_size_inches()[0]
+    assert width <= maps_width_limit() + 1e-9, f"{name}: {width:.2f} in wide"
+    # what the notebook shows: the inline backend saves with bbox_inches="tight", legends outside the axes count
+    fig.canvas.draw()
+    shown = fig.get_tightbbox(fig.canvas.get_renderer()).width
+    assert shown <= maps_width_limit() + 0.3, f"{name}: {shown:.2f} in wide as shown (tight box)"
+
+
+def maps_width_limit():
+    from collab_lib.viz._arrays import MAX_FIGURE_WIDTH
+
+    assert MAX_FIGURE_WIDTH == 10.0
+    return MAX_FIGURE_WIDTH

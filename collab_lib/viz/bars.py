@@ -5,7 +5,8 @@ Class filters take class names or ids (`classes=None` shows every class).
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .maps import CNN_COLOR, NONE_COLOR, VIT_COLOR
+from ._arrays import figure_size
+from .maps import CNN_COLOR, NONE_COLOR, NONE_HATCH, TRANSFER_NAMES, VIT_COLOR
 
 EXTRA_COLORS = ["#009E73", "#CC79A7", "#F0E442", "#56B4E9", "#D55E00", "#000000"]
 
@@ -49,7 +50,7 @@ def plot_per_class_iou(iou_by_model, class_names, classes=None, colors=None, tit
     names = list(iou_by_model)
     colors = colors or student_colors(names)
     width = 0.8 / max(len(names), 1)
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.75 * len(ids) * max(len(names), 2) / 2 + 2), 3.4))
+    fig, ax = plt.subplots(figsize=figure_size(max(4.0, 0.75 * len(ids) * max(len(names), 2) / 2 + 2), 3.4))
     positions = np.arange(len(ids))
     for k, (name, color) in enumerate(zip(names, colors)):
         values = [iou_by_model[name][i] for i in ids]
@@ -108,10 +109,12 @@ def plot_teaching_by_class(cnn_fraction, vit_fraction, class_names, classes=None
     cnn, vit = np.where(seen, cnn, 0.0), np.where(seen, vit, 0.0)
     rest = np.where(seen, 1.0 - cnn - vit, 0.0)
     positions = np.arange(len(ids))
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(ids) + 2.5), 3.4))
-    ax.bar(positions, cnn, color=CNN_COLOR, label="CNN teaches")
-    ax.bar(positions, vit, bottom=cnn, color=VIT_COLOR, label="ViT teaches")
-    ax.bar(positions, rest, bottom=cnn + vit, color="white", edgecolor=NONE_COLOR, hatch="///", label="no transfer")
+    fig, ax = plt.subplots(figsize=figure_size(max(4.0, 0.6 * len(ids) + 2.5), 3.4))
+    # the course's convention (collab_lib.viz.maps): orange / blue fill, grey hatching for no transfer
+    ax.bar(positions, cnn, color=CNN_COLOR, edgecolor="white", label=TRANSFER_NAMES[1])
+    ax.bar(positions, vit, bottom=cnn, color=VIT_COLOR, edgecolor="white", label=TRANSFER_NAMES[-1])
+    ax.bar(positions, rest, bottom=cnn + vit, color="white", edgecolor=NONE_COLOR, hatch=NONE_HATCH,
+           label=TRANSFER_NAMES[0])
     for x, ok in zip(positions, seen):
         if not ok:
             ax.text(x, 0.02, "not seen", ha="center", va="bottom", fontsize="x-small", rotation=90)

@@ -121,7 +121,7 @@ def plot_teaching_fractions(history, title=None) -> plt.Figure:
 
 def plot_training_overview(history, split="val", until=None, title=None) -> plt.Figure:
     """mIoU | loss terms | teaching fractions side by side; `until` cuts every panel at that step."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))  # at most 10 in wide (collab_lib.viz._arrays)
     draw_miou(axes[0], history, split, until)
     axes[0].set_title(f"{split} mIoU")
     draw_loss_terms(axes[1], history, until=until)

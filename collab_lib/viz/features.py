@@ -9,7 +9,7 @@ parts of the scene a student's features group together.
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ._arrays import to_numpy
+from ._arrays import figure_size, to_numpy
 
 
 def pca_rgb(features, components: int = 3, basis=None) -> np.ndarray:
@@ -67,8 +67,10 @@ def plot_feature_pca(image, features, title=None) -> plt.Figure:
     """
     image = to_numpy(image)
     panels = len(features) + 1
-    fig, axes = plt.subplots(1, panels, figsize=(3.3 * panels, 2.4), squeeze=False)
-    axes = axes[0]
+    columns = min(panels, 3)  # more panels wrap onto further rows: the figure stays <= 10 in wide
+    rows = -(-panels // columns)
+    fig, grid = plt.subplots(rows, columns, figsize=figure_size(3.3 * columns, 2.4 * rows), squeeze=False)
+    axes = grid.ravel()
     height, width = image.shape[:2]
     axes[0].imshow(image)
     axes[0].set_title("image")

@@ -1,9 +1,14 @@
 """Where knowledge moves: region-wise and pixel-wise BSD drawn over the image.
 
-Colours are fixed across the course so that a reader learns them once:
-CNN teaches = orange, ViT teaches = blue (a pair that colour-blind readers
-also tell apart), no transfer = unfilled grey hatching, ignore = nothing drawn.
+One colour convention for the whole course, defined here and nowhere else
+(`bars`, `curves` and `results` import it), so that a reader learns it once:
 
+    CNN teaches   orange fill  (CNN_COLOR; a pair that colour-blind readers tell apart
+    ViT teaches   blue fill     (VIT_COLOR;  from the orange)
+    no transfer   grey hatching, no fill (NONE_COLOR, NONE_HATCH): the image shows through
+    ignore (255)  nothing drawn: the plain image
+
+`transfer_legend_handles` draws the legend of that convention for every figure.
 Region maps are (Hr, Wr) arrays with one value per region; a region covers
 `region_pixels` x `region_pixels` input pixels (region_size feature cells x the
 stride 4), the last row / column may be cut by the image border.
@@ -14,22 +19,83 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LinearSegmentedColormap, to_rgba
-from matplotlib.patches import Patch, Rectangle
+from matplotlib.patches import Patch, PathPatch, Rectangle
+from matplotlib.path import Path
 
-from ._arrays import to_numpy
-from .scenes import label_to_rgba
+from ._arrays import figure_size, to_numpy
+from .scenes import class_legend_handles, label_to_rgba, present_classes
 
+# ---- the convention ------------------------------------------------------------------------
 CNN_COLOR = "#E66100"  # orange
 VIT_COLOR = "#1A85FF"  # blue
-NONE_COLOR = "#7F7F7F"  # grey hatching / edges
-DIRECTION_COLORS = {1: CNN_COLOR, -1: VIT_COLOR}
+NONE_COLOR = "#7F7F7F"  # grey: the hatching of "no transfer"
+NONE_HATCH = "///"
+DIRECTION_COLORS = {1: CNN_COLOR, -1: VIT_COLOR}  # 1 = CNN teaches, -1 = ViT teaches, 0 = no transfer
+TRANSFER_NAMES = {1: "CNN teaches, ViT learns", -1: "ViT teaches, CNN learns", 0: "no transfer",
+                  "ignore": "ignore (255): not painted"}
 # Diverging scale for "which student is more reliable": blue (ViT) - white - orange (CNN).
 VIT_TO_CNN_CMAP = LinearSegmentedColormap.from_list("vit_to_cnn", [VIT_COLOR, "#FFFFFF", CNN_COLOR])
+
+# Who is right at a pixel (pixel-wise BSD), light tints of the students' colours for "only one right".
 BOTH_RIGHT_COLOR = "#BFE3B4"  # pale green
-ONE_RIGHT_COLOR = "#FFE08A"  # pale yellow
+ONLY_CNN_RIGHT_COLOR = "#F7B98B"  # light orange
+ONLY_VIT_RIGHT_COLOR = "#9CCBFF"  # light blue
 BOTH_WRONG_COLOR = "#3B0F4F"  # dark purple
+CORRECTNESS_COLORS = {0: BOTH_RIGHT_COLOR, 1: ONLY_CNN_RIGHT_COLOR, 2: ONLY_VIT_RIGHT_COLOR, 3: BOTH_WRONG_COLOR}
+CORRECTNESS_NAMES = {0: "both right", 1: "only the CNN right", 2: "only the ViT right", 3: "both wrong"}
 
 
+def transfer_legend_handles(suffixes=None, ignore: bool = False):
+    """Legend patches of the convention: CNN teaches, ViT teaches, no transfer (and ignore when asked).
+
+    suffixes: optional {1: text, -1: text, 0: text} appended to the names (counts, shares).
+    """
+    suffixes = suffixes or {}
+
+    def name(key):
+        return TRANSFER_NAMES[key] + suffixes.get(key, "")
+
+    handles = [
+        Patch(facecolor=CNN_COLOR, edgecolor="white", label=name(1)),
+        Patch(facecolor=VIT_COLOR, edgecolor="white", label=name(-1)),
+        Patch(facecolor="white", edgecolor=NONE_COLOR, hatch=NONE_HATCH, label=name(0)),
+    ]
+    if ignore:
+        handles.append(Patch(facecolor="white", edgecolor="black", linewidth=0.5, linestyle=":",
+                             label=TRANSFER_NAMES["ignore"]))
+    return handles
+
+
+def add_class_legend(ax, label_maps, class_names, palette, ignore_index: int = 255, ncol: int = 4):
+    """A legend under `ax` naming (in the palette's colours) the classes present in `label_maps`."""
+    classes = present_classes(*label_maps, num_classes=len(class_names), ignore_index=ignore_index)
+    return ax.legend(handles=class_legend_handles(classes, class_names, palette), loc="upper center",
+                     bbox_to_anchor=(0.5, -0.02), ncol=ncol, frameon=False, fontsize="x-small",
+                     handlelength=1.0, columnspacing=0.8)
+
+
+def mask_path(mask) -> Path:
+    """The pixels of a bool (H, W) mask as one path of row runs (pixel edges at +-0.5, as imshow draws)."""
+    verts, codes = [], []
+    for row in range(mask.shape[0]):
+        line = np.concatenate([[False], mask[row], [False]])
+        edges = np.flatnonzero(line[1:] != line[:-1])
+        for start, stop in zip(edges[::2], edges[1::2]):
+            x0, x1, y0, y1 = start - 0.5, stop - 0.5, row - 0.5, row + 0.5
+            verts += [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]
+            codes += [Path.MOVETO, Path.LINETO, Path.LINETO, Path.LINETO, Path.CLOSEPOLY]
+    return Path(np.asarray(verts, float).reshape(-1, 2), codes or None)
+
+
+def hatch_no_transfer(ax, mask):
+    """Grey hatching, no fill, over the True pixels of `mask` (bool (H, W)); None when it is empty."""
+    mask = to_numpy(mask).astype(bool)
+    if not mask.any():
+        return None
+    return ax.add_patch(PathPatch(mask_path(mask), fill=False, hatch=NONE_HATCH, edgecolor=NONE_COLOR, linewidth=0))
+
+
+# ---- region-wise BSD -------------------------------------------------------------------------
 def region_pixels_for(image_shape, region_shape) -> int:
     """Side of one region in input pixels when not given: ceil(H / Hr), the grid then covers the image."""
     return int(math.ceil(image_shape[0] / region_shape[0]))
@@ -49,7 +115,7 @@ def draw_direction_map(ax, image, direction, region_pixels=None, alpha: float = 
     """Draw the image (optionally its label overlay) and one filled box per transferring region.
 
     direction: int (Hr, Wr) with 1 = CNN teaches, -1 = ViT teaches, 0 = none.
-    Regions with 0 get a grey hatched outline and no fill, so the image shows.
+    Regions with 0 get grey hatching and no fill, so the image shows.
     Returns the counts {1: n, -1: n, 0: n}.
     """
     image = to_numpy(image)
@@ -65,7 +131,7 @@ def draw_direction_map(ax, image, direction, region_pixels=None, alpha: float = 
             continue
         value = int(direction[row, col])
         if value == 0:
-            ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), w, h, fill=False, hatch="///",
+            ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), w, h, fill=False, hatch=NONE_HATCH,
                                    edgecolor=NONE_COLOR, linewidth=0.6))
         else:
             ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), w, h, facecolor=to_rgba(DIRECTION_COLORS[value], alpha),
@@ -78,27 +144,27 @@ def draw_direction_map(ax, image, direction, region_pixels=None, alpha: float = 
 
 def direction_legend_handles(counts=None):
     """Legend patches for the three region states, with counts when given."""
-    def name(text, key):
-        return f"{text} ({counts[key]})" if counts is not None else text
-    return [
-        Patch(facecolor=CNN_COLOR, label=name("CNN teaches, ViT learns", 1)),
-        Patch(facecolor=VIT_COLOR, label=name("ViT teaches, CNN learns", -1)),
-        Patch(facecolor="white", edgecolor=NONE_COLOR, hatch="///", label=name("no transfer", 0)),
-    ]
+    return transfer_legend_handles({k: f" ({n})" for k, n in counts.items()} if counts is not None else None)
 
 
-def plot_direction_map(image, direction, region_pixels=None, label=None, palette=None,
+def plot_direction_map(image, direction, region_pixels=None, label=None, palette=None, class_names=None,
                        ignore_index: int = 255, title=None) -> plt.Figure:
-    """Region-wise BSD's decision over the image: one colour per direction, hatched where nothing moves."""
+    """Region-wise BSD's decision over the image: one colour per direction, hatched where nothing moves.
+
+    With `label`, `palette` and `class_names` the labels are overlaid faintly and a second legend names the classes.
+    """
     image = to_numpy(image)
     aspect = image.shape[1] / image.shape[0]
-    fig, ax = plt.subplots(figsize=(min(3.0 * aspect, 9) + 0.5, 3.4))
+    fig, ax = plt.subplots(figsize=figure_size(min(3.0 * aspect, 9) + 0.5, 3.8), layout="constrained")
     counts = draw_direction_map(ax, image, direction, region_pixels, label=label, palette=palette,
                                 ignore_index=ignore_index)
-    ax.legend(handles=direction_legend_handles(counts), loc="upper center", bbox_to_anchor=(0.5, -0.02),
-              ncol=3, frameon=False, fontsize="small")
+    ax.add_artist(ax.legend(handles=direction_legend_handles(counts), loc="upper center",
+                            bbox_to_anchor=(0.5, -0.02), ncol=3, frameon=False, fontsize="small"))
+    if label is not None and palette is not None and class_names is not None:
+        classes = present_classes(label, num_classes=len(class_names), ignore_index=ignore_index)
+        fig.legend(handles=class_legend_handles(classes, class_names, palette), loc="outside right center",
+                   frameon=False, fontsize="x-small")
     ax.set_title(title or "region-wise BSD: who teaches each region")
-    fig.tight_layout()
     return fig
 
 
@@ -127,10 +193,10 @@ def plot_region_ce(image, ce_cnn, ce_vit, region_pixels=None, title=None) -> plt
     vmax = float(both.max()) if both.size else 1.0
     image = to_numpy(image)
     aspect = image.shape[1] / image.shape[0]
-    fig, axes = plt.subplots(1, 3, figsize=(3 * min(2.6 * aspect, 6) + 1.5, 2.8), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=figure_size(3 * min(2.6 * aspect, 6) + 1.5, 2.8), layout="constrained")
     for ax, values, name in zip(axes[:2], (ce_cnn, ce_vit), ("CNN", "ViT")):
         mappable = draw_region_values(ax, image, values, region_pixels, vmin=0.0, vmax=vmax)
-        ax.set_title(f"{name}: CE per region")
+        ax.set_title(f"{name}: CE per region", fontsize="small")
     fig.colorbar(mappable, ax=axes[:2].tolist(), shrink=0.8, label="mean CE (nats)")
     difference = ce_vit - ce_cnn
     limit = float(np.nanmax(np.abs(difference))) if np.isfinite(difference).any() else 1.0
@@ -145,16 +211,17 @@ def plot_region_ce(image, ce_cnn, ce_vit, region_pixels=None, title=None) -> plt
 
 def plot_region_bsd(image, label, ce_cnn, ce_vit, direction, class_names, palette, region_pixels=None,
                     ignore_index: int = 255, title=None) -> plt.Figure:
-    """The whole region-wise decision on one figure: labels | CE_cnn | CE_vit | direction map."""
+    """The whole region-wise decision on one figure: labels (with a class legend) | CE_cnn | CE_vit | direction map."""
     image = to_numpy(image)
     ce_cnn, ce_vit = to_numpy(ce_cnn).astype(np.float64), to_numpy(ce_vit).astype(np.float64)
     aspect = image.shape[1] / image.shape[0]
-    fig, axes = plt.subplots(2, 2, figsize=(2 * min(3.0 * aspect, 6) + 1.2, 5.4), layout="constrained")
+    fig, axes = plt.subplots(2, 2, figsize=figure_size(2 * min(3.0 * aspect, 6) + 1.2, 6.0), layout="constrained")
     axes = axes.ravel()
     axes[0].imshow(image)
     axes[0].imshow(label_to_rgba(label, palette, ignore_index, 0.6))
     axes[0].set_title("ground truth")
     axes[0].set_axis_off()
+    add_class_legend(axes[0], [label], class_names, palette, ignore_index)
     finite = np.concatenate([ce_cnn[np.isfinite(ce_cnn)], ce_vit[np.isfinite(ce_vit)]])
     vmax = float(finite.max()) if finite.size else 1.0
     for ax, values, name in ((axes[1], ce_cnn, "CNN"), (axes[2], ce_vit, "ViT")):
@@ -170,18 +237,20 @@ def plot_region_bsd(image, label, ce_cnn, ce_vit, direction, class_names, palett
     return fig
 
 
-def reliability_categories(cnn_teaches, vit_teaches, both_right, both_wrong, valid=None):
+# ---- pixel-wise BSD --------------------------------------------------------------------------
+def reliability_categories(cnn_teaches, vit_teaches, cnn_right, vit_right, valid=None):
     """Two integer maps (H, W) from the pixel masks (bool (H, W)); -1 = not a valid pixel.
 
     teaching: 0 = no transfer, 1 = CNN teaches, 2 = ViT teaches.
-    correctness: 0 = both right, 1 = exactly one right, 2 = both wrong.
-    `valid` defaults to every pixel; pass `target != ignore_index`.
+    correctness: 0 = both right, 1 = only the CNN right, 2 = only the ViT right, 3 = both wrong.
+    cnn_right / vit_right: each student's argmax equals the label. `valid`
+    defaults to every pixel; pass `target != ignore_index`.
     """
     cnn_teaches, vit_teaches = to_numpy(cnn_teaches).astype(bool), to_numpy(vit_teaches).astype(bool)
-    both_right, both_wrong = to_numpy(both_right).astype(bool), to_numpy(both_wrong).astype(bool)
+    cnn_right, vit_right = to_numpy(cnn_right).astype(bool), to_numpy(vit_right).astype(bool)
     valid = np.ones_like(cnn_teaches) if valid is None else to_numpy(valid).astype(bool)
     teaching = np.where(cnn_teaches, 1, np.where(vit_teaches, 2, 0))
-    correctness = np.where(both_right, 0, np.where(both_wrong, 2, 1))
+    correctness = np.select([cnn_right & vit_right, cnn_right, vit_right], [0, 1, 2], default=3)
     return np.where(valid, teaching, -1), np.where(valid, correctness, -1)
 
 
@@ -192,13 +261,35 @@ def _category_rgba(categories, colors, alpha):
     return rgba
 
 
-TEACHING_COLORS = {0: "#FFFFFF", 1: CNN_COLOR, 2: VIT_COLOR}
-TEACHING_NAMES = {0: "no transfer", 1: "CNN teaches", 2: "ViT teaches"}
-CORRECTNESS_COLORS = {0: BOTH_RIGHT_COLOR, 1: ONE_RIGHT_COLOR, 2: BOTH_WRONG_COLOR}
-CORRECTNESS_NAMES = {0: "both right", 1: "one right", 2: "both wrong"}
+def draw_pixel_teaching(ax, image, teaching, alpha: float = 0.8):
+    """Who teaches each pixel, in the course's convention: orange / blue fill, grey hatching where nothing moves.
+
+    teaching: int (H, W) from `reliability_categories` (0 none, 1 CNN, 2 ViT, -1 ignore: not painted).
+    Legend: each state's share of the valid pixels.
+    """
+    ax.imshow(image)
+    ax.imshow(_category_rgba(teaching, {1: CNN_COLOR, 2: VIT_COLOR}, alpha), interpolation="nearest")
+    hatch_no_transfer(ax, teaching == 0)
+    total = max(int((teaching >= 0).sum()), 1)
+    share = {key: f" {(teaching == value).sum() / total:.0%}" for key, value in ((1, 1), (-1, 2), (0, 0))}
+    ax.legend(handles=transfer_legend_handles(share, ignore=bool((teaching < 0).any())), loc="upper center",
+              bbox_to_anchor=(0.5, -0.02), ncol=2, frameon=False, fontsize="x-small")
+    ax.set_axis_off()
 
 
-def plot_pixel_reliability(image, cnn_teaches, vit_teaches, both_right, both_wrong, valid=None,
+def draw_correctness(ax, image, correctness, alpha: float = 0.8):
+    """Who is right at each pixel: both, only the CNN, only the ViT, neither (-1: ignore, not painted)."""
+    ax.imshow(image)
+    ax.imshow(_category_rgba(correctness, CORRECTNESS_COLORS, alpha), interpolation="nearest")
+    total = max(int((correctness >= 0).sum()), 1)
+    handles = [Patch(facecolor=CORRECTNESS_COLORS[v], edgecolor="black", linewidth=0.5,
+                     label=f"{CORRECTNESS_NAMES[v]} {(correctness == v).sum() / total:.0%}") for v in CORRECTNESS_COLORS]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, frameon=False,
+              fontsize="x-small")
+    ax.set_axis_off()
+
+
+def plot_pixel_reliability(image, cnn_teaches, vit_teaches, cnn_right, vit_right, valid=None,
                            alpha: float = 0.8, title=None) -> plt.Figure:
     """Pixel-wise BSD's masks over the image: who teaches (left) and who is right (right).
 
@@ -206,25 +297,15 @@ def plot_pixel_reliability(image, cnn_teaches, vit_teaches, both_right, both_wro
     entries carry the share of valid pixels in each category.
     """
     image = to_numpy(image)
-    teaching, correctness = reliability_categories(cnn_teaches, vit_teaches, both_right, both_wrong, valid)
-    total = max(int((teaching >= 0).sum()), 1)
+    teaching, correctness = reliability_categories(cnn_teaches, vit_teaches, cnn_right, vit_right, valid)
     aspect = image.shape[1] / image.shape[0]
-    fig, axes = plt.subplots(1, 2, figsize=(2 * min(3.0 * aspect, 6) + 0.6, 3.5))
-    for ax, categories, colors, names, heading in (
-        (axes[0], teaching, TEACHING_COLORS, TEACHING_NAMES, "who teaches (pixel-wise BSD)"),
-        (axes[1], correctness, CORRECTNESS_COLORS, CORRECTNESS_NAMES, "who is right"),
-    ):
-        ax.imshow(image)
-        ax.imshow(_category_rgba(categories, colors, alpha), interpolation="nearest")
-        ax.set_title(heading)
-        ax.set_axis_off()
-        handles = [Patch(facecolor=colors[v], edgecolor="black", linewidth=0.5,
-                         label=f"{names[v]} {(categories == v).sum() / total:.0%}") for v in colors]
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=3,
-                  frameon=False, fontsize="x-small")
+    fig, axes = plt.subplots(1, 2, figsize=figure_size(2 * min(3.0 * aspect, 6) + 0.6, 3.8), layout="constrained")
+    draw_pixel_teaching(axes[0], image, teaching, alpha)
+    axes[0].set_title("who teaches (pixel-wise BSD)")
+    draw_correctness(axes[1], image, correctness, alpha)
+    axes[1].set_title("who is right")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -233,7 +314,8 @@ def plot_kl_map(image, kl_map, transfer_mask=None, valid=None, vmax=None, title=
 
     The colour scale is shared between panels; by default it ends at the 99th
     percentile of the valid values so that a few outliers do not wash it out.
-    Pixels outside `valid` are not painted.
+    Pixels outside `valid` are not painted; in the second panel the pixels that
+    transfer nothing are hatched grey (the course's "no transfer").
     """
     image = to_numpy(image)
     kl_map = to_numpy(kl_map).astype(np.float64)
@@ -246,12 +328,14 @@ def plot_kl_map(image, kl_map, transfer_mask=None, valid=None, vmax=None, title=
     if transfer_mask is not None:
         panels.append(("KL that pixel-wise BSD transfers", valid & to_numpy(transfer_mask).astype(bool)))
     aspect = image.shape[1] / image.shape[0]
-    fig, axes = plt.subplots(1, len(panels), figsize=(len(panels) * min(3.0 * aspect, 6) + 1.2, 3.0),
+    fig, axes = plt.subplots(1, len(panels), figsize=figure_size(len(panels) * min(3.0 * aspect, 6) + 1.2, 3.0),
                              squeeze=False, layout="constrained")
     for ax, (heading, mask) in zip(axes[0], panels):
         ax.imshow(image)
         mappable = ax.imshow(np.ma.masked_where(~mask, kl_map), cmap="viridis", vmin=0.0, vmax=vmax,
                              interpolation="nearest")
+        if mask is not valid:
+            hatch_no_transfer(ax, valid & ~mask)
         ax.set_title(f"{heading}\nmean {kl_map[mask].mean() if mask.any() else 0.0:.3f} nats", fontsize="small")
         ax.set_axis_off()
     fig.colorbar(mappable, ax=axes[0].tolist(), shrink=0.8, label="KL (nats)")
@@ -260,47 +344,40 @@ def plot_kl_map(image, kl_map, transfer_mask=None, valid=None, vmax=None, title=
     return fig
 
 
-def plot_pixel_bsd(image, cnn_teaches, vit_teaches, both_right, both_wrong, kl_map, valid=None,
+def plot_pixel_bsd(image, cnn_teaches, vit_teaches, cnn_right, vit_right, kl_map, valid=None,
                    temperature: float = 1.0, vmax=None, alpha: float = 0.8, title=None) -> plt.Figure:
     """Pixel-wise BSD on one figure: who teaches | who is right | the KL it transfers.
 
-    Masks bool (H, W); kl_map float (H, W), nats at `temperature`, 0 where
-    nothing moves. The KL panel paints only transferring pixels, on a fixed
-    scale [0, vmax] (pass the same vmax to compare temperatures; default: the
-    99th percentile of these values); its title gives the mean transferred KL
-    and the loss's T^2-scaled value.
+    Masks bool (H, W) (cnn_right / vit_right: the student's argmax equals the
+    label); kl_map float (H, W), nats at `temperature`, 0 where nothing moves.
+    The KL panel paints only transferring pixels (the others hatched grey), on a
+    fixed scale [0, vmax] (pass the same vmax to compare temperatures; default:
+    the 99th percentile of these values); its title gives the mean transferred
+    KL and the loss's T^2-scaled value.
     """
     image = to_numpy(image)
-    teaching, correctness = reliability_categories(cnn_teaches, vit_teaches, both_right, both_wrong, valid)
+    teaching, correctness = reliability_categories(cnn_teaches, vit_teaches, cnn_right, vit_right, valid)
     kl_map = to_numpy(kl_map).astype(np.float64)
     moving = teaching > 0
     shown = kl_map[moving]
     if vmax is None:
         vmax = float(np.percentile(shown, 99)) if shown.size else 1.0
     vmax = vmax if vmax > 0 else 1.0
-    total = max(int((teaching >= 0).sum()), 1)
     aspect = image.shape[1] / image.shape[0]
-    fig, axes = plt.subplots(1, 3, figsize=(3 * min(2.8 * aspect, 5.5) + 1.0, 3.3), layout="constrained")
-    for ax, categories, colors, names, heading in (
-        (axes[0], teaching, TEACHING_COLORS, TEACHING_NAMES, "who teaches"),
-        (axes[1], correctness, CORRECTNESS_COLORS, CORRECTNESS_NAMES, "who is right"),
-    ):
-        ax.imshow(image)
-        ax.imshow(_category_rgba(categories, colors, alpha), interpolation="nearest")
-        ax.set_title(heading)
-        handles = [Patch(facecolor=colors[v], edgecolor="black", linewidth=0.5,
-                         label=f"{names[v]} {(categories == v).sum() / total:.0%}") for v in colors]
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=3,
-                  frameon=False, fontsize="x-small")
+    fig, axes = plt.subplots(1, 3, figsize=figure_size(3 * min(2.8 * aspect, 5.5) + 1.0, 3.9), layout="constrained")
+    draw_pixel_teaching(axes[0], image, teaching, alpha)
+    axes[0].set_title("who teaches")
+    draw_correctness(axes[1], image, correctness, alpha)
+    axes[1].set_title("who is right")
     axes[2].imshow(image)
     mappable = axes[2].imshow(np.ma.masked_where(~moving, kl_map), cmap="viridis", vmin=0.0, vmax=vmax,
                               interpolation="nearest")
+    hatch_no_transfer(axes[2], teaching == 0)
     mean = float(shown.mean()) if shown.size else 0.0
     axes[2].set_title(f"transferred KL at T={temperature:g}\nmean {mean:.3f} nats, x T^2 = {mean * temperature ** 2:.3f}",
                       fontsize="small")
+    axes[2].set_axis_off()
     fig.colorbar(mappable, ax=axes[2], shrink=0.8, label="KL (nats)")
-    for ax in axes:
-        ax.set_axis_off()
     if title:
         fig.suptitle(title)
     return fig

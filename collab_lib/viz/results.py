@@ -6,6 +6,7 @@ split when evaluated) and per-class IoU columns `cnn_iou/<class>`, `vit_iou/<cla
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ._arrays import figure_size
 from .bars import select_classes
 from .maps import CNN_COLOR, VIT_COLOR
 
@@ -28,7 +29,7 @@ def plot_miou_by_configuration(df, order=None, title=None) -> plt.Figure:
     data = long_miou(df)
     order = order or list(dict.fromkeys(df["configuration"]))
     palette = {name: color for _, name, color in STUDENTS}
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(order) + 2), 3.6))
+    fig, ax = plt.subplots(figsize=figure_size(max(5.0, 1.1 * len(order) + 2), 3.6))
     sns.barplot(data=data, x="configuration", y="miou", hue="student", order=order, palette=palette,
                 errorbar=None, alpha=0.45, ax=ax)
     sns.stripplot(data=data, x="configuration", y="miou", hue="student", order=order, palette=palette,
@@ -67,7 +68,7 @@ def plot_per_class_gain(df, student: str, class_names, reference: str = "indepen
     gains = per_class_gain(df, student, class_names, reference)
     gains = gains[[class_names[i] for i in select_classes(list(class_names), classes)]] * 100
     limit = float(np.nanmax(np.abs(gains.values))) if np.isfinite(gains.values).any() else 1.0
-    fig, ax = plt.subplots(figsize=(0.65 * gains.shape[1] + 3, 0.45 * max(len(gains), 1) + 1.6))
+    fig, ax = plt.subplots(figsize=figure_size(0.65 * gains.shape[1] + 3, 0.45 * max(len(gains), 1) + 1.6))
     sns.heatmap(gains, cmap="RdBu_r", center=0.0, vmin=-limit, vmax=limit, annot=True, fmt=".1f",
                 cbar_kws={"label": "IoU gain (points)"}, ax=ax)
     ax.set_title(title or f"{student.upper()} per-class IoU gain over {reference}")
@@ -106,5 +107,28 @@ def plot_paired_gains(gains: dict, student_label: str = "", title=None, ax=None)
     ax.set_title(title or "paired gains")
     ax.text(1.0, -0.14 - 0.6 / (len(names) + 3), "dots: seeds; diamond: mean ± standard error", transform=ax.transAxes,
             ha="right", va="top", fontsize=8, color="0.35")
+    fig.tight_layout()
+    return fig
+
+
+def plot_class_heatmap(table, value_label: str, title=None, cmap="rocket_r", center=None, vmin=None, vmax=None,
+                       fmt=".2f") -> plt.Figure:
+    """A per-class table as a seaborn heat map with the numbers written in: rows x classes (a DataFrame).
+
+    E.g. each student's IoU per class (rows: students), or the share of each class a student teaches
+    at each checkpoint (rows: checkpoints). NaN cells stay blank. `center` makes a diverging map
+    (pass cmap="RdBu_r" for gains).
+    """
+    import seaborn as sns
+
+    width, height = figure_size(0.62 * table.shape[1] + 2.6, 0.42 * max(len(table), 1) + 1.7)
+    fig, ax = plt.subplots(figsize=(width, height))
+    sns.heatmap(table.astype(float), cmap=cmap, center=center, vmin=vmin, vmax=vmax, annot=True, fmt=fmt,
+                annot_kws={"fontsize": "x-small"}, cbar_kws={"label": value_label}, ax=ax)
+    ax.set_ylabel("")
+    ax.tick_params(axis="x", rotation=35)
+    for tick in ax.get_xticklabels():
+        tick.set_horizontalalignment("right")
+    ax.set_title(title or value_label, fontsize="medium")
     fig.tight_layout()
     return fig

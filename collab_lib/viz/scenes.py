@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Patch
 
-from ._arrays import to_numpy
+from ._arrays import figure_size, to_numpy
 
 
 def label_to_rgba(label, palette, ignore_index: int = 255, alpha: float = 1.0) -> np.ndarray:
@@ -49,8 +49,12 @@ def plot_segmentation(image, maps, class_names, palette, ignore_index: int = 255
     image = to_numpy(image)
     panels = len(maps) + 1
     height, width = image.shape[:2]
-    fig, axes = plt.subplots(1, panels, figsize=(3.2 * panels * max(width / height, 1) / 2 + 1.5, 3.2), squeeze=False)
-    axes = axes[0]
+    columns = panels if panels <= 3 else -(-panels // 2)  # four or more panels: two rows, so the figure stays readable
+    rows = -(-panels // columns)
+    fig, grid = plt.subplots(rows, columns, figsize=figure_size(3.2 * columns * max(width / height, 1) / 2 + 1.5,
+                                                                3.0 * rows + 0.2), squeeze=False,
+                             layout="constrained")
+    axes = grid.ravel()
     axes[0].imshow(image)
     axes[0].set_title("image")
     for ax, (name, label) in zip(axes[1:], maps.items()):
@@ -60,11 +64,11 @@ def plot_segmentation(image, maps, class_names, palette, ignore_index: int = 255
     for ax in axes:
         ax.set_axis_off()
     classes = present_classes(*maps.values(), num_classes=len(class_names), ignore_index=ignore_index)
-    fig.legend(handles=class_legend_handles(classes, class_names, palette), loc="center left",
-               bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize="small")
+    # inside the figure's width ("outside" the axes, within the figure), so the figure keeps its size
+    fig.legend(handles=class_legend_handles(classes, class_names, palette), loc="outside right center",
+               frameon=False, fontsize="small")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -78,7 +82,7 @@ def plot_scene_grid(images, labels, class_names, palette, ignore_index: int = 25
                     title=None) -> plt.Figure:
     """A few scenes, one row each (image | overlay), one legend for the classes present anywhere."""
     rows = len(images)
-    fig, axes = plt.subplots(rows, 2, figsize=(7, 1.9 * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, 2, figsize=(7, 1.9 * rows + 0.4), squeeze=False, layout="constrained")
     for row, (image, label) in enumerate(zip(images, labels)):
         image = to_numpy(image)
         axes[row, 0].imshow(image)
@@ -89,9 +93,8 @@ def plot_scene_grid(images, labels, class_names, palette, ignore_index: int = 25
     axes[0, 0].set_title("image")
     axes[0, 1].set_title("label")
     classes = present_classes(*labels, num_classes=len(class_names), ignore_index=ignore_index)
-    fig.legend(handles=class_legend_handles(classes, class_names, palette), loc="center left",
-               bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize="small")
+    fig.legend(handles=class_legend_handles(classes, class_names, palette), loc="outside right center",
+               frameon=False, fontsize="small")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
