@@ -30,10 +30,10 @@ train: $(STAMP)
 # The whole suite: library tests, the course notebooks through nbval (CI mode
 # when CI is set), the papermill test, and the browser tests when Chromium is there.
 test: $(STAMP)
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest tests research notebooks --nbval-lax --nbval-current-env -p no:cacheprovider $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest tests -m "not slow and not browser" -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest tests research -m "not slow and not browser" -p no:cacheprovider $(PYTEST_ARGS)
 
 test-browser: $(STAMP)
 	$(PY) -m pytest tests/browser -m browser -p no:cacheprovider $(PYTEST_ARGS)

@@ -1,4 +1,4 @@
-"""After training: which classes each student teaches, and the evidence report.
+"""After training: which classes each student teaches, per-class tables and the evidence report.
 
 `teaching_by_class_counts` runs a trained pair over a whole split and counts,
 per class, the labelled pixels where the CNN or the ViT would teach under
@@ -6,20 +6,15 @@ region-wise BSD (the region's direction painted onto its pixels) and under
 pixel-wise BSD. Counts are summed over the split before dividing, like the
 confusion matrix of the metric: a dataset-level share, not a mean of images.
 
-`pixel_transfer_breakdown` splits what pixel-wise BSD transfers into
-corrections (the learner is wrong there) and polishing (both students are
-right, the teacher is only more confident), and measures how hard each pulls
-down the learner's logit of every class at pixels of other classes.
-
 `write_report(root)` turns a grid folder (collab_lib.experiments) into
 SUMMARY.md and summary.png: mean ± std of each student's test mIoU per
 configuration, per-class IoU side by side, and the teaching shares per class.
 
-`paired_gain_table(runs)` compares configurations run with the same seeds
-(e.g. the 1200-step study in results/sweeps): each student's mIoU, its gain
-over a baseline paired by seed, and the CNN's IoU on chosen classes;
-`replication_verdict` applies the rule fixed before a replication round
-(results/sweeps/README.md items 9-16) to such runs.
+`paired_gain_table(runs)` compares configurations run with the same seeds:
+each student's mIoU, its gain over a baseline paired by seed, and the CNN's
+IoU on chosen classes; `paired_gains` gives the per-seed gains behind it.
+The kit's own studies and the rules that read them live outside the library,
+in the repository's research/ledger.py (docs/evidence.md).
 """
 import json
 import math
@@ -29,8 +24,6 @@ from pathlib import Path
 import torch
 
 from .losses import PixelBSDLoss, RegionBSDLoss, regions_to_pixels
-from .losses._common import upsample_logits
-from .losses.pixel_bsd import is_correct
 
 
 @torch.no_grad()
@@ -65,69 +58,27 @@ def teaching_by_class_counts(cnn, vit, loader, num_classes: int, region_size: in
     return counts
 
 
-@torch.no_grad()
-def pixel_transfer_breakdown(cnn, vit, loader, num_classes: int, temperature: float = 1.0,
-                             require_correct: bool = True, ignore_index: int = 255) -> dict:
-    """Where pixel-wise BSD (the spec's rule) moves knowledge, and what it pulls down, summed over a split.
+def load_trained_students(run_dir, checkpoint="last.pt", split: str = "test"):
+    """(cnn, vit, config, dataset) of a finished run: the students rebuilt from its config.json with the
+    weights of `checkpoint` (a file in run_dir, or a path), in eval mode on the CPU, and its `split` as
+    the trainer evaluates it (no augmentation, full image_size)."""
+    from .checkpoint import load_checkpoint
+    from .config import TrainConfig
+    from .train import build_students, make_dataset
 
-    cnn, vit: students in eval mode; loader yields (images (B,3,H,W), labels (B,H,W)).
-    Returns {"cnn": {...}, "vit": {...}}, keyed by the *learner*, each with
-      "correction_pixels", "polishing_pixels": int, transferred pixels where the learner's
-          argmax is wrong / right (polishing: both right, the teacher only more confident);
-      "correction_push", "polishing_push": float64 (num_classes,): for each class k, the
-          downward pull on the learner's class-k logit at transferred pixels *not labelled k*,
-          summed over them: the positive part of dL/dz_learner[k] = T * (p_learner^T[k] - p_teacher^T[k])
-          for L = T^2 * KL(sg(p_teacher^T) || p_learner^T), per pixel (before the mean over pixels).
-    The split says how much of the pull on class k comes from pixels where the learner was already
-    right (polishing); it does not say which part changes the learner's predictions (README, "Longer
-    training": on this data the cost followed the corrections).
-    """
-    pixel = PixelBSDLoss(temperature, require_correct, ignore_index)
-    result = {learner: {"correction_pixels": 0, "polishing_pixels": 0,
-                        "correction_push": torch.zeros(num_classes, dtype=torch.float64),
-                        "polishing_push": torch.zeros(num_classes, dtype=torch.float64)}
-              for learner in ("cnn", "vit")}
-    for images, labels in loader:
-        z_c = upsample_logits(cnn(images).logits.float(), labels.shape[-2:])
-        z_v = upsample_logits(vit(images).logits.float(), labels.shape[-2:])
-        _, info = pixel(z_c, z_v, labels)
-        valid = labels != ignore_index
-        p_c, p_v = torch.softmax(z_c / temperature, dim=1), torch.softmax(z_v / temperature, dim=1)
-        other_class = torch.ones_like(p_c, dtype=torch.bool).scatter_(
-            1, torch.where(valid, labels, 0).long().unsqueeze(1), False)  # (B, K, H, W): k is not the pixel's label
-        for learner, moves, p_learner, p_teacher, z_learner in (
-                ("cnn", info["vit_teaches"], p_c, p_v, z_c), ("vit", info["cnn_teaches"], p_v, p_c, z_v)):
-            pull = (temperature * (p_learner - p_teacher)).clamp(min=0) * other_class
-            right = is_correct(z_learner, labels, valid)
-            for kind, where in (("correction", moves & ~right), ("polishing", moves & right)):
-                result[learner][f"{kind}_pixels"] += int(where.sum())
-                result[learner][f"{kind}_push"] += (pull * where.unsqueeze(1)).sum(dim=(0, 2, 3)).double()
-    return result
-
-
-def pixel_transfer_table(run_dir, split: str = "val", checkpoint: str = "last.pt", batch_size: int = 16):
-    """pixel_transfer_breakdown of a finished run as a pandas DataFrame indexed by class name, columns
-    "<learner>_<correction|polishing>_push" (the pull summed over the split, divided by its transferred
-    pixels of both kinds, so the four columns share a scale per learner), and `.attrs["pixels"]`:
-    {learner: {"correction": n, "polishing": n}}. Uses the run's own temperature and require_correct."""
-    import pandas as pd
-
-    from .course import eval_dataset, load_students
-
-    cnn, vit, _, config = load_students(run_dir, checkpoint)
-    dataset = eval_dataset(config, split)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    out = pixel_transfer_breakdown(cnn, vit, loader, dataset.num_classes, config.temperature,
-                                   config.require_correct, dataset.ignore_index)
-    columns = {}
-    for learner, parts in out.items():
-        moved = max(1, parts["correction_pixels"] + parts["polishing_pixels"])
-        for kind in ("correction", "polishing"):
-            columns[f"{learner}_{kind}_push"] = (parts[f"{kind}_push"] / moved).tolist()
-    table = pd.DataFrame(columns, index=list(dataset.class_names))
-    table.attrs["pixels"] = {learner: {kind: parts[f"{kind}_pixels"] for kind in ("correction", "polishing")}
-                             for learner, parts in out.items()}
-    return table
+    run_dir = Path(run_dir)
+    info = json.loads((run_dir / "config.json").read_text())
+    config = TrainConfig.from_dict(info.get("config", info))
+    path = Path(checkpoint) if Path(checkpoint).is_absolute() else run_dir / checkpoint
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint (committed runs keep no weights; train the run again "
+                                f"or pass checkpoint= a file that exists)")
+    state = load_checkpoint(path, map_location="cpu")
+    dataset = make_dataset(config, split, train=False)
+    cnn, vit = build_students(config, dataset.num_classes)
+    cnn.load_state_dict(state["cnn"])
+    vit.load_state_dict(state["vit"])
+    return cnn.eval(), vit.eval(), config, dataset
 
 
 def teaching_table(run_dir, split: str = "test", checkpoint: str = "last.pt", batch_size: int = 16):
@@ -135,10 +86,7 @@ def teaching_table(run_dir, split: str = "test", checkpoint: str = "last.pt", ba
     with columns region_cnn, region_vit, pixel_cnn, pixel_vit (shares of the class's labelled pixels)."""
     import pandas as pd
 
-    from .course import eval_dataset, load_students
-
-    cnn, vit, _, config = load_students(run_dir, checkpoint)
-    dataset = eval_dataset(config, split)
+    cnn, vit, config, dataset = load_trained_students(run_dir, checkpoint, split)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     counts = teaching_by_class_counts(cnn, vit, loader, dataset.num_classes, config.region_size,
                                       config.temperature, config.require_correct, dataset.ignore_index,
@@ -174,7 +122,7 @@ def complementarity_table(df, configuration: str = "independent"):
 
     DataFrame indexed by class: cnn_mean, cnn_std, vit_mean, vit_std, gap (cnn - vit), lead: "cnn" or
     "vit" when the gap is larger than the two spreads together (std_cnn + std_vit), "-" otherwise
-    (a tie within the seed noise, or a class neither student learns). method.md: the data earns its
+    (a tie within the seed noise, or a class neither student learns). docs/method.md: the data earns its
     place only if the independently trained students differ per class in both directions.
     """
     import pandas as pd
@@ -280,66 +228,6 @@ def write_report(root, teaching_split: str = "test") -> Path:
     return path
 
 
-# The 1200-step study of README "Longer training" and results/sweeps/README.md items 6-8: name -> folder of seed runs.
-LONG_STUDY = {
-    "independent": "results/sweeps/long1200/independent",
-    # round 4: the same training in channels-last memory: float rounding differs, and which elements the
-    # CNN's ASPP dropout drops (same rate); its paired "gains" are what a change of no expected effect does (sweeps item 8)
-    "independent, channels_last=True (placebo)": "results/sweeps/long1200-placebo-nhwc/independent",
-    "dml": "results/sweeps/long1200/dml",
-    "kdcl": "results/sweeps/long1200/kdcl", "collab": "results/sweeps/long1200/collab",
-    "collab_no_hfd": "results/sweeps/long1200/collab_no_hfd", "collab_no_region": "results/sweeps/long1200/collab_no_region",
-    "collab_no_pixel": "results/sweeps/long1200/collab_no_pixel", "hfd_only": "results/sweeps/long1200/hfd_only",
-    "collab, w_pixel=0.1": "results/sweeps/long1200-pixel0.1/collab",
-    "collab, w_pixel=0.03": "results/sweeps/long1200-pixel0.03/collab",
-    "collab, region_size=4": "results/sweeps/long1200-region4/collab",
-    # round 2 (the pixel term's settings, and the kit's learner-wrong variant)
-    "collab, T=2": "results/sweeps/long1200-T2/collab",
-    "collab, require_correct=False": "results/sweeps/long1200-anypixel/collab",
-    "collab, warmup=0.5": "results/sweeps/long1200-warmup0.5/collab",
-    "collab, require_learner_wrong": "results/sweeps/long1200-learnerwrong/collab",
-    "collab, require_learner_wrong, w_pixel=0.03": "results/sweeps/long1200-learnerwrong-pixel0.03/collab",
-    "collab_no_pixel, w_hfd=w_region=0.3": "results/sweeps/long1200-feat0.3/collab_no_pixel",
-    # round 4, last: a second draw of hfd_only (channels-last, as the placebo), to see whether its ViT gain survives its own noise
-    "hfd_only, channels_last=True (placebo)": "results/sweeps/long1200-placebo-nhwc/hfd_only",
-}
-
-# Round 5 (results/sweeps/README.md item 9): the pre-registered replication of hfd_only on fresh seeds 7-13,
-# and the same two configurations pooled over all 14 seeds (0-6 from LONG_STUDY's rounds, 7-13 from round 5).
-FRESH_SEEDS = "results/sweeps/long1200-confirm"  # rounds 5-7: every configuration on seeds 7-13 (dml 7-12)
-CONFIRM_STUDY = {name: f"{FRESH_SEEDS}/{name}" for name in ("independent", "hfd_only")}
-POOLED_HFD_STUDY = {name: (LONG_STUDY[name], CONFIRM_STUDY[name]) for name in CONFIRM_STUDY}
-
-# Round 6 (results/sweeps/README.md item 10): the full objective and collab without the pixel-wise term on the
-# same fresh seeds 7-13, paired with round 5's independent runs; and the three pooled over every seed run
-# (0-4 or 0-6 from LONG_STUDY, 7-13 from round 6).
-ROUND6_STUDY = {name: f"{FRESH_SEEDS}/{name}" for name in ("independent", "collab", "collab_no_pixel")}
-POOLED_ROUND6_STUDY = {name: (LONG_STUDY[name], ROUND6_STUDY[name]) for name in ROUND6_STUDY}
-
-# Round 7 (item 11): DML on fresh seeds 7-12, paired with round 5's independent runs; pooled with DML's seeds 0-2.
-ROUND7_STUDY = {name: f"{FRESH_SEEDS}/{name}" for name in ("independent", "dml")}
-POOLED_ROUND7_STUDY = {name: (LONG_STUDY[name], ROUND7_STUDY[name]) for name in ROUND7_STUDY}
-
-# Round 8 (item 12, exploratory): the capacity-matched pair, DeepLabV3+ on MobileNetV2 (3.44 M parameters as the
-# recipe builds it) with SegFormer-B0 (3.45 M), the same recipe and seeds 0-2; its own independent runs are the baseline.
-MNV2_STUDY = {name: f"results/sweeps/long1200-mnv2/{name}" for name in ("independent", "collab", "collab_no_pixel", "dml")}
-# Round 9 (item 13): that pair's independent and collab on fresh seeds 7-12, and both pooled with seeds 0-2.
-MNV2_CONFIRM_STUDY = {name: f"results/sweeps/long1200-mnv2-confirm/{name}" for name in ("independent", "collab")}
-POOLED_MNV2_STUDY = {name: (MNV2_STUDY[name], MNV2_CONFIRM_STUDY[name]) for name in MNV2_CONFIRM_STUDY}
-# Round 10 (item 15): that pair again with the CNN's own learning rate (lr_cnn 0.1, item 14), seeds 1-9, CPU.
-MNV2_LR01_STUDY = {name: f"results/sweeps/long1200-mnv2-lr01/{name}" for name in ("independent", "collab")}
-# Round 11 (item 16): the same on an H100 with the trainer's GPU defaults (bf16, channels-last), seeds 1-6:
-# other arithmetic than round 10's, so a separate study, never pooled with it.
-GPU_MNV2_LR01_STUDY = {name: f"results/sweeps/gpu-mnv2-lr01/{name}" for name in ("independent", "collab")}
-# Round 12 (item 17): KDCL on fresh seeds 7-13, paired with round 5's independent runs; pooled with KDCL's seeds 0-2.
-ROUND12_STUDY = {name: f"{FRESH_SEEDS}/{name}" for name in ("independent", "kdcl")}
-POOLED_ROUND12_STUDY = {name: (LONG_STUDY[name], ROUND12_STUDY[name]) for name in ROUND12_STUDY}
-# Round 13 (item 18): collab with w_pixel 0.03 on fresh seeds 7-13, paired the same way; pooled with its seeds 0-6.
-ROUND13_STUDY = {"independent": f"{FRESH_SEEDS}/independent",
-                 "collab, w_pixel=0.03": "results/sweeps/long1200-pixel0.03-confirm/collab"}
-POOLED_ROUND13_STUDY = {name: (LONG_STUDY[name], ROUND13_STUDY[name]) for name in ROUND13_STUDY}
-
-
 def _as_folders(folders) -> tuple:
     return (folders,) if isinstance(folders, (str, Path)) else tuple(folders)
 
@@ -361,7 +249,7 @@ def _seed_metrics(folders, split: str, root) -> dict:
     return dict(sorted(results.items()))
 
 
-def paired_gain_table(runs: dict = LONG_STUDY, baseline: str | tuple = "independent", split: str = "test",
+def paired_gain_table(runs: dict, baseline: str | tuple = "independent", split: str = "test",
                       classes=("traffic sign", "person"), root=".") -> str:
     """A markdown table comparing configurations run with the same seeds.
 
@@ -433,35 +321,3 @@ def paired_gains(runs: dict, name: str, student: str, baseline: str = "independe
     if missing:
         raise ValueError(f"{name}: seeds {missing} have no {baseline!r} run to pair with (under {_where(runs[baseline], root)})")
     return {seed: 100 * (results[seed][student]["miou"] - base[seed][student]["miou"]) for seed in results}
-
-
-def replication_verdict(runs: dict, name: str, student: str, expected_sign: int, min_agreeing: int = 5,
-                        baseline: str = "independent", root=".") -> dict:
-    """Apply the rule that results/sweeps/README.md items 9-18 fixed before their runs.
-
-    A hypothesis "`name` moves `student` in the direction `expected_sign` (+1 gain, -1 cost) against
-    `baseline`" **holds** if the mean paired gain has that sign on final val and on test and at least
-    `min_agreeing` seeds have it on test; it **fails** if the mean is at or on the wrong side of 0 on
-    either split; anything between is "not settled". On an exploratory round of three seeds (item 12)
-    `min_agreeing=3`, and "holds" means only "suggested": a hypothesis for fresh seeds.
-    Returns {"final_val": {...}, "test": {...}, "verdict": str}, each split's dict holding the per-seed
-    gains (x100), their mean, standard error and the count of seeds with the expected sign.
-    """
-    if expected_sign not in (1, -1):
-        raise ValueError(f"expected_sign must be +1 (a gain) or -1 (a cost), got {expected_sign!r}")
-    report = {}
-    for split in ("final_val", "test"):
-        gains = paired_gains(runs, name, student, baseline, split, root)
-        values = list(gains.values())
-        report[split] = {
-            "gains": gains, "mean": statistics.mean(values),
-            "se": statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan"),
-            "agreeing": sum(expected_sign * g > 0 for g in values), "seeds": len(values),
-        }
-    if any(expected_sign * report[split]["mean"] <= 0 for split in ("final_val", "test")):
-        report["verdict"] = "fails"
-    elif report["test"]["agreeing"] >= min_agreeing:
-        report["verdict"] = "holds"
-    else:
-        report["verdict"] = "not settled"
-    return report

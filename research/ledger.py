@@ -1,0 +1,382 @@
+"""The research ledger: the studies run on the kit's synthetic street scenes, and how they are read.
+
+docs/evidence.md tells the story; this module holds what it rests on, so that every table there can
+be regenerated from the committed runs (results/sweeps, results/cpu) and checked by a test:
+
+- the studies: {configuration name: folder of seed<N>/ runs, or a tuple of folders pooled};
+- HYPOTHESES and `replication_verdict`, the rule written down before each replication round
+  (results/sweeps/README.md items 9-18; docs/method.md, "Protocol");
+- QUOTED_TABLES: which study's paired-gain table docs/evidence.md (test split) and
+  results/sweeps/README.md (val split) quote, and `tables_in` to find them there;
+- `pixel_transfer_breakdown`, the measurement behind "polishing or corrections?" (round 2);
+- `stale_commits`: committed runs whose recorded `git_commit` cannot be the code they ran.
+
+Folders are relative to the repository root; pass root= to read them elsewhere.
+"""
+import ast
+import functools
+import json
+import math
+import statistics
+import subprocess
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from collab_lib.analysis import load_trained_students, paired_gain_table, paired_gains
+from collab_lib.losses import PixelBSDLoss
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# ---- the studies ------------------------------------------------------------------------------------------
+# The 1200-step study (docs/evidence.md "Longer training", results/sweeps/README.md items 6-8), seeds 0-6.
+LONG_STUDY = {
+    "independent": "results/sweeps/long1200/independent",
+    # round 4: the same training in channels-last memory: float rounding differs, and which elements the
+    # CNN's ASPP dropout drops (same rate); its paired "gains" are what a change of no expected effect does (item 8)
+    "independent, channels_last=True (placebo)": "results/sweeps/long1200-placebo-nhwc/independent",
+    "dml": "results/sweeps/long1200/dml",
+    "kdcl": "results/sweeps/long1200/kdcl", "collab": "results/sweeps/long1200/collab",
+    "collab_no_hfd": "results/sweeps/long1200/collab_no_hfd", "collab_no_region": "results/sweeps/long1200/collab_no_region",
+    "collab_no_pixel": "results/sweeps/long1200/collab_no_pixel", "hfd_only": "results/sweeps/long1200/hfd_only",
+    "collab, w_pixel=0.1": "results/sweeps/long1200-pixel0.1/collab",
+    "collab, w_pixel=0.03": "results/sweeps/long1200-pixel0.03/collab",
+    "collab, region_size=4": "results/sweeps/long1200-region4/collab",
+    # round 2 (the pixel term's settings, and the kit's learner-wrong variant)
+    "collab, T=2": "results/sweeps/long1200-T2/collab",
+    "collab, warmup=0.5": "results/sweeps/long1200-warmup0.5/collab",
+    "collab, require_learner_wrong": "results/sweeps/long1200-learnerwrong/collab",
+    "collab, require_learner_wrong, w_pixel=0.03": "results/sweeps/long1200-learnerwrong-pixel0.03/collab",
+    "collab_no_pixel, w_hfd=w_region=0.3": "results/sweeps/long1200-feat0.3/collab_no_pixel",
+    # round 4, last: a second draw of hfd_only (channels-last, as the placebo), to see whether its ViT gain survives its own noise
+    "hfd_only, channels_last=True (placebo)": "results/sweeps/long1200-placebo-nhwc/hfd_only",
+}
+# Round 2's require_correct=False runs are MISLABELLED: `--set require_correct=False` stored the text "False",
+# which is true, so they are a second draw of plain collab (their seed 0 equals long1200-rerun's in every logged
+# number). Kept apart from LONG_STUDY until they are rerun as meant; no test pins their numbers.
+MISLABELLED = {"collab, require_correct=False": "results/sweeps/long1200-anypixel/collab"}
+ANYPIXEL_STUDY = {"independent": LONG_STUDY["independent"], **MISLABELLED}
+
+# Round 5 (item 9): hfd_only on fresh seeds 7-13, and both configurations pooled over 14 seeds.
+FRESH_SEEDS = "results/sweeps/long1200-confirm"  # rounds 5-7 and 12: every configuration on seeds 7-13 (dml 7-12)
+CONFIRM_STUDY = {name: f"{FRESH_SEEDS}/{name}" for name in ("independent", "hfd_only")}
+POOLED_HFD_STUDY = {name: (LONG_STUDY[name], CONFIRM_STUDY[name]) for name in CONFIRM_STUDY}
+# Round 6 (item 10): collab and collab_no_pixel on seeds 7-13, paired with round 5's independent runs; pooled.
+ROUND6_STUDY = {name: f"{FRESH_SEEDS}/{name}" for name in ("independent", "collab", "collab_no_pixel")}
+POOLED_ROUND6_STUDY = {name: (LONG_STUDY[name], ROUND6_STUDY[name]) for name in ROUND6_STUDY}
+# Round 7 (item 11): DML on fresh seeds 7-12; pooled with DML's seeds 0-2.
+ROUND7_STUDY = {name: f"{FRESH_SEEDS}/{name}" for name in ("independent", "dml")}
+POOLED_ROUND7_STUDY = {name: (LONG_STUDY[name], ROUND7_STUDY[name]) for name in ROUND7_STUDY}
+# Round 8 (item 12, exploratory): the capacity-matched pair, DeepLabV3+ on MobileNetV2 (3.44 M parameters as the
+# recipe builds it) with SegFormer-B0 (3.45 M), seeds 0-2; its own independent runs are the baseline.
+MNV2_STUDY = {name: f"results/sweeps/long1200-mnv2/{name}" for name in ("independent", "collab", "collab_no_pixel", "dml")}
+# Round 9 (item 13): that pair's independent and collab on fresh seeds 7-12, and both pooled with seeds 0-2.
+MNV2_CONFIRM_STUDY = {name: f"results/sweeps/long1200-mnv2-confirm/{name}" for name in ("independent", "collab")}
+POOLED_MNV2_STUDY = {name: (MNV2_STUDY[name], MNV2_CONFIRM_STUDY[name]) for name in MNV2_CONFIRM_STUDY}
+# Round 10 (item 15): that pair with the CNN's own learning rate (lr_cnn 0.1, item 14), seeds 1-9, CPU.
+MNV2_LR01_STUDY = {name: f"results/sweeps/long1200-mnv2-lr01/{name}" for name in ("independent", "collab")}
+# Round 11 (item 16): the same on an H100 with the trainer's GPU defaults (bf16, channels-last), seeds 1-6:
+# other arithmetic than round 10's, so a separate study, never pooled with it.
+GPU_MNV2_LR01_STUDY = {name: f"results/sweeps/gpu-mnv2-lr01/{name}" for name in ("independent", "collab")}
+# Round 12 (item 17): KDCL on fresh seeds 7-13; pooled with KDCL's seeds 0-2.
+ROUND12_STUDY = {name: f"{FRESH_SEEDS}/{name}" for name in ("independent", "kdcl")}
+POOLED_ROUND12_STUDY = {name: (LONG_STUDY[name], ROUND12_STUDY[name]) for name in ROUND12_STUDY}
+# Round 13 (item 18): collab with w_pixel 0.03 on fresh seeds 7-13; pooled with its seeds 0-6.
+ROUND13_STUDY = {"independent": f"{FRESH_SEEDS}/independent",
+                 "collab, w_pixel=0.03": "results/sweeps/long1200-pixel0.03-confirm/collab"}
+POOLED_ROUND13_STUDY = {name: (LONG_STUDY[name], ROUND13_STUDY[name]) for name in ROUND13_STUDY}
+
+STUDIES = {name: value for name, value in globals().items() if name.endswith("_STUDY")}
+
+# Which paired-gain tables the write-ups quote: study name -> the documents that quote it (test split in
+# docs/evidence.md, final-val split in results/sweeps/README.md). The seed-0-6 table quoted in the sweeps
+# README still carries the mislabelled row, which `tables_in` is told to skip.
+EVIDENCE, SWEEPS = "docs/evidence.md", "results/sweeps/README.md"
+QUOTED_TABLES = {
+    "LONG_STUDY": (EVIDENCE, SWEEPS), "CONFIRM_STUDY": (EVIDENCE, SWEEPS), "POOLED_HFD_STUDY": (EVIDENCE, SWEEPS),
+    "ROUND6_STUDY": (EVIDENCE, SWEEPS), "POOLED_ROUND6_STUDY": (EVIDENCE, SWEEPS),
+    "ROUND7_STUDY": (EVIDENCE, SWEEPS), "POOLED_ROUND7_STUDY": (SWEEPS,),
+    "MNV2_STUDY": (EVIDENCE, SWEEPS), "MNV2_CONFIRM_STUDY": (EVIDENCE, SWEEPS), "POOLED_MNV2_STUDY": (EVIDENCE, SWEEPS),
+    "MNV2_LR01_STUDY": (EVIDENCE, SWEEPS), "GPU_MNV2_LR01_STUDY": (EVIDENCE, SWEEPS),
+    "ROUND12_STUDY": (EVIDENCE, SWEEPS), "POOLED_ROUND12_STUDY": (SWEEPS,),
+    "ROUND13_STUDY": (EVIDENCE, SWEEPS), "POOLED_ROUND13_STUDY": (SWEEPS,),
+}
+
+# ---- the replication rule ---------------------------------------------------------------------------------
+# Every hypothesis the rounds read: (reading, study, configuration, student, expected sign, seeds that must
+# agree on test). Rows on seeds 0-6 apply the rule to the seeds that suggested a reading (easy to pass);
+# "fresh" rows are the pre-registered replications; on round 8's three seeds "holds" means only "suggested".
+HYPOTHESES = [
+    ("hfd_only lifts the ViT, seeds 0-6", "LONG_STUDY", "hfd_only", "vit", +1, 5),
+    ("collab costs the CNN, seeds 0-4", "LONG_STUDY", "collab", "cnn", -1, 5),
+    ("collab_no_pixel lifts the ViT, seeds 0-4", "LONG_STUDY", "collab_no_pixel", "vit", +1, 5),
+    ("hfd_only lifts the ViT, fresh seeds 7-13 (round 5)", "CONFIRM_STUDY", "hfd_only", "vit", +1, 5),
+    ("collab costs the CNN, fresh seeds 7-13 (round 6)", "ROUND6_STUDY", "collab", "cnn", -1, 5),
+    ("collab_no_pixel lifts the ViT, fresh seeds 7-13 (round 6)", "ROUND6_STUDY", "collab_no_pixel", "vit", +1, 5),
+    ("dml costs the CNN, fresh seeds 7-12 (round 7)", "ROUND7_STUDY", "dml", "cnn", -1, 5),
+    ("dml lifts the ViT, fresh seeds 7-12 (round 7)", "ROUND7_STUDY", "dml", "vit", +1, 5),
+    ("MobileNetV2 pair: collab lifts the CNN, seeds 0-2 (round 8)", "MNV2_STUDY", "collab", "cnn", +1, 3),
+    ("MobileNetV2 pair: collab lifts the ViT, seeds 0-2 (round 8)", "MNV2_STUDY", "collab", "vit", +1, 3),
+    ("MobileNetV2 pair: collab_no_pixel lifts the CNN, seeds 0-2 (round 8)", "MNV2_STUDY", "collab_no_pixel", "cnn", +1, 3),
+    ("MobileNetV2 pair: collab_no_pixel lifts the ViT, seeds 0-2 (round 8)", "MNV2_STUDY", "collab_no_pixel", "vit", +1, 3),
+    ("MobileNetV2 pair: dml costs the ViT, seeds 0-2 (round 8)", "MNV2_STUDY", "dml", "vit", -1, 3),
+    ("MobileNetV2 pair: collab lifts the CNN, fresh seeds 7-12 (round 9)", "MNV2_CONFIRM_STUDY", "collab", "cnn", +1, 5),
+    ("MobileNetV2 pair at lr 0.1: collab lifts the CNN, seeds 1-9, CPU (round 10)", "MNV2_LR01_STUDY", "collab", "cnn", +1, 7),
+    ("MobileNetV2 pair at lr 0.1: collab lifts the ViT, seeds 1-9, CPU (round 10)", "MNV2_LR01_STUDY", "collab", "vit", +1, 7),
+    ("MobileNetV2 pair at lr 0.1: collab lifts the CNN, seeds 1-6, GPU (round 11)", "GPU_MNV2_LR01_STUDY", "collab", "cnn", +1, 5),
+    ("MobileNetV2 pair at lr 0.1: collab lifts the ViT, seeds 1-6, GPU (round 11)", "GPU_MNV2_LR01_STUDY", "collab", "vit", +1, 5),
+    ("kdcl costs the CNN, fresh seeds 7-13 (round 12)", "ROUND12_STUDY", "kdcl", "cnn", -1, 6),
+    ("kdcl lifts the ViT, fresh seeds 7-13 (round 12)", "ROUND12_STUDY", "kdcl", "vit", +1, 6),
+    ("collab at w_pixel 0.03 costs the CNN, fresh seeds 7-13 (round 13)", "ROUND13_STUDY", "collab, w_pixel=0.03", "cnn", -1, 6),
+    ("collab at w_pixel 0.03 lifts the ViT, fresh seeds 7-13 (round 13)", "ROUND13_STUDY", "collab, w_pixel=0.03", "vit", +1, 6),
+]
+
+
+def replication_verdict(runs: dict, name: str, student: str, expected_sign: int, min_agreeing: int = 5,
+                        baseline: str = "independent", root=REPO_ROOT) -> dict:
+    """Apply the rule that results/sweeps/README.md items 9-18 fixed before their runs (docs/method.md, "Protocol").
+
+    A hypothesis "`name` moves `student` in the direction `expected_sign` (+1 gain, -1 cost) against
+    `baseline`" **holds** if the mean paired gain has that sign on final val and on test and at least
+    `min_agreeing` seeds have it on test; it **fails** if the mean is at or on the wrong side of 0 on
+    either split; anything between is "not settled". On an exploratory round of three seeds (item 12)
+    `min_agreeing=3`, and "holds" means only "suggested": a hypothesis for fresh seeds.
+    Returns {"final_val": {...}, "test": {...}, "verdict": str}, each split's dict holding the per-seed
+    gains (x100), their mean, standard error and the count of seeds with the expected sign.
+    """
+    if expected_sign not in (1, -1):
+        raise ValueError(f"expected_sign must be +1 (a gain) or -1 (a cost), got {expected_sign!r}")
+    report = {}
+    for split in ("final_val", "test"):
+        gains = paired_gains(runs, name, student, baseline, split, root)
+        values = list(gains.values())
+        report[split] = {
+            "gains": gains, "mean": statistics.mean(values),
+            "se": statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan"),
+            "agreeing": sum(expected_sign * g > 0 for g in values), "seeds": len(values),
+        }
+    if any(expected_sign * report[split]["mean"] <= 0 for split in ("final_val", "test")):
+        report["verdict"] = "fails"
+    elif report["test"]["agreeing"] >= min_agreeing:
+        report["verdict"] = "holds"
+    else:
+        report["verdict"] = "not settled"
+    return report
+
+
+def verdict_table(hypotheses=HYPOTHESES, root=REPO_ROOT) -> str:
+    """Every hypothesis with its paired gains (x100, mean ± s.e.) on val and test, the seeds agreeing on
+    test and the verdict, as a Markdown table (docs/evidence.md quotes it)."""
+    lines = ["| reading | seeds | val gain | test gain | test seeds agreeing (needed) | verdict |",
+             "|---|---|---|---|---|---|"]
+    for reading, study, name, student, sign, agreeing in hypotheses:
+        r = replication_verdict(STUDIES[study], name, student, sign, agreeing, root=root)
+        cell = lambda s: f"{r[s]['mean']:+.1f} ± {r[s]['se']:.1f}"  # noqa: E731
+        lines.append(f"| {reading} | {r['test']['seeds']} | {cell('final_val')} | {cell('test')} | "
+                     f"{r['test']['agreeing']} ({agreeing}) | {r['verdict']} |")
+    return "\n".join(lines)
+
+
+# ---- the quoted tables ------------------------------------------------------------------------------------
+def tables_in(text: str, skip_rows=tuple(MISLABELLED)) -> list:
+    """The Markdown tables in `text` (runs of lines starting with "|", leading spaces ignored), each as one
+    string, with the rows whose first cell is in `skip_rows` left out (rows awaiting a rerun)."""
+    tables, current = [], []
+    for line in text.splitlines() + [""]:
+        line = line.strip()
+        if line.startswith("|"):
+            if line.strip("| ").split(" |")[0].strip() not in skip_rows:
+                current.append(line)
+        elif current:
+            tables.append("\n".join(current))
+            current = []
+    return tables
+
+
+def unquoted_tables(root=REPO_ROOT) -> list:
+    """[(study, document, split)] of every QUOTED_TABLES entry whose regenerated paired-gain table is not one
+    of the document's tables (empty when the write-ups and the committed runs agree)."""
+    missing = []
+    for study, documents in QUOTED_TABLES.items():
+        for document in documents:
+            split = "test" if document == EVIDENCE else "final_val"
+            table = "\n".join(tables_in(paired_gain_table(STUDIES[study], split=split, root=root)))
+            if table not in tables_in(Path(root, document).read_text()):
+                missing.append((study, document, split))
+    return missing
+
+
+# ---- pixel-wise BSD: corrections or polishing? ------------------------------------------------------------
+@torch.no_grad()
+def pixel_transfer_breakdown(cnn, vit, loader, num_classes: int, temperature: float = 1.0,
+                             require_correct: bool = True, ignore_index: int = 255) -> dict:
+    """Where pixel-wise BSD (the paper's rule, as the kit implements it) moves knowledge, and what it pulls
+    down, summed over a split.
+
+    cnn, vit: students in eval mode; loader yields (images (B,3,H,W), labels (B,H,W)).
+    Returns {"cnn": {...}, "vit": {...}}, keyed by the *learner*, each with
+      "correction_pixels", "polishing_pixels": int, transferred pixels where the learner's argmax is
+          wrong / right (polishing: both right, the teacher only more confident);
+      "correction_push", "polishing_push": float64 (num_classes,): for each class k, the downward pull on
+          the learner's class-k logit at transferred pixels *not labelled k*, summed over them: the
+          positive part of dL/dz_learner[k] = T * (p_learner^T[k] - p_teacher^T[k]) for
+          L = T^2 * KL(sg(p_teacher^T) || p_learner^T), per pixel (before the mean over pixels).
+    Which pixels move is PixelBSDLoss's decision (its "cnn_teaches" / "vit_teaches" masks). The split says how much of the pull on class k comes from pixels where the learner was
+    already right; it does not say which part changes the learner's predictions.
+    """
+    pixel = PixelBSDLoss(temperature=temperature, require_correct=require_correct, ignore_index=ignore_index)
+    result = {learner: {"correction_pixels": 0, "polishing_pixels": 0,
+                        "correction_push": torch.zeros(num_classes, dtype=torch.float64),
+                        "polishing_push": torch.zeros(num_classes, dtype=torch.float64)}
+              for learner in ("cnn", "vit")}
+    for images, labels in loader:
+        size = labels.shape[-2:]
+        z_c = F.interpolate(cnn(images).logits.float(), size=size, mode="bilinear", align_corners=False)
+        z_v = F.interpolate(vit(images).logits.float(), size=size, mode="bilinear", align_corners=False)
+        _, info = pixel(z_c, z_v, labels)
+        valid = labels != ignore_index
+        target = torch.where(valid, labels, 0).long()
+        right_c = valid & (z_c.argmax(dim=1) == target)
+        right_v = valid & (z_v.argmax(dim=1) == target)
+        p_c, p_v = torch.softmax(z_c / temperature, dim=1), torch.softmax(z_v / temperature, dim=1)
+        other_class = torch.ones_like(p_c, dtype=torch.bool).scatter_(1, target.unsqueeze(1), False)
+        for learner, moves, p_learner, p_teacher, right in (
+                ("cnn", info["vit_teaches"], p_c, p_v, right_c), ("vit", info["cnn_teaches"], p_v, p_c, right_v)):
+            pull = (temperature * (p_learner - p_teacher)).clamp(min=0) * other_class
+            for kind, where in (("correction", moves & ~right), ("polishing", moves & right)):
+                result[learner][f"{kind}_pixels"] += int(where.sum())
+                result[learner][f"{kind}_push"] += (pull * where.unsqueeze(1)).sum(dim=(0, 2, 3)).double()
+    return result
+
+
+def pixel_transfer_table(run_dir, split: str = "val", checkpoint: str = "last.pt", batch_size: int = 16):
+    """pixel_transfer_breakdown of a finished run (it needs its checkpoint) as a pandas DataFrame indexed by
+    class name, columns "<learner>_<correction|polishing>_push" (the pull summed over the split, divided by
+    its transferred pixels of both kinds, so the four columns share a scale per learner), and
+    `.attrs["pixels"]`: {learner: {"correction": n, "polishing": n}}. Uses the run's temperature and
+    require_correct."""
+    import pandas as pd
+
+    cnn, vit, config, dataset = load_trained_students(run_dir, checkpoint, split)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    out = pixel_transfer_breakdown(cnn, vit, loader, dataset.num_classes, config.temperature,
+                                   config.require_correct, dataset.ignore_index)
+    columns = {}
+    for learner, parts in out.items():
+        moved = max(1, parts["correction_pixels"] + parts["polishing_pixels"])
+        for kind in ("correction", "polishing"):
+            columns[f"{learner}_{kind}_push"] = (parts[f"{kind}_push"] / moved).tolist()
+    table = pd.DataFrame(columns, index=list(dataset.class_names))
+    table.attrs["pixels"] = {learner: {kind: parts[f"{kind}_pixels"] for kind in ("correction", "polishing")}
+                             for learner, parts in out.items()}
+    return table
+
+
+# ---- provenance: which recorded commits are stale ---------------------------------------------------------
+# Fields that say where or how a run ran, not what it trained: never evidence about the recipe.
+_RUNTIME = {"run_dir", "resume", "overwrite", "seed", "device", "precision", "compile", "channels_last", "workers",
+            "progress", "stop_at_step", "data_root"}
+
+
+def _git_show(commit: str, path: str, root) -> str | None:
+    """The file at `commit`, or None when the commit or the file is not in this clone."""
+    done = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=root, capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else None
+
+
+def _literal(node, names: dict):
+    """Evaluate a recipe expression: literals, names defined earlier and dict(...) calls; else raise."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
+        merged = {}
+        for arg in node.args:
+            merged.update(_literal(arg, names))
+        for keyword in node.keywords:
+            merged.update(_literal(keyword.value, names) if keyword.arg is None
+                          else {keyword.arg: _literal(keyword.value, names)})
+        return merged
+    if isinstance(node, ast.Name):
+        return names[node.id]
+    return ast.literal_eval(node)
+
+
+@functools.lru_cache(maxsize=None)
+def recipe_at(commit: str, recipe_base: str = "_CPU_BASE", root=REPO_ROOT) -> dict | None:
+    """What the `cpu` recipe trained at `commit`: TrainConfig's defaults in that commit's collab_lib/config.py,
+    overlaid with its `_CPU_BASE` in collab_lib/experiments.py (both read with git, evaluated as literals).
+    None when the commit is not in this clone (a shallow clone)."""
+    source = _git_show(commit, "collab_lib/config.py", root)
+    if source is None:
+        return None
+    values = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ClassDef) and node.name == "TrainConfig":
+            for item in node.body:
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.value is not None:
+                    default = item.value.args[0] if isinstance(item.value, ast.Call) and item.value.args else item.value
+                    try:
+                        values[item.target.id] = ast.literal_eval(default)
+                    except ValueError:
+                        pass
+    experiments = _git_show(commit, "collab_lib/experiments.py", root)
+    names = {}
+    for node in ast.parse(experiments or "").body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and node.targets[0].id.endswith("_BASE"):
+            try:
+                names[node.targets[0].id] = _literal(node.value, names)
+            except (ValueError, KeyError):
+                pass
+    values.update(names.get(recipe_base, {}))
+    return {key: _plain(value) for key, value in values.items()}
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def stale_commits(root=REPO_ROOT, results: str = "results") -> list:
+    """Committed runs whose config.json `git_commit` cannot be the code they ran.
+
+    The rule: a run's recorded commit is stale when the run carries a value of today's `cpu` recipe that
+    the `cpu` recipe *at the recorded commit* did not have (a field where run == today's recipe != the
+    commit's recipe): the run was made with a recipe newer than the commit it names (uncommitted code, or
+    a checkout other than the one recorded). Runtime fields (device, workers, ...) are not compared. The
+    rule sees a recipe that moved; it cannot see a change of code that left the recipe alone.
+    Returns [{"run": folder relative to root, "commit": short hash, "fields": {field: (run's value, the
+    commit's value)}}], sorted by folder. Raises RuntimeError when a recorded commit is not in this clone.
+    """
+    from collab_lib.config import TrainConfig
+    from collab_lib.experiments import RECIPES
+
+    today = {key: _plain(value) for key, value in
+             TrainConfig.from_dict({**RECIPES["cpu"].base, "run_dir": "x"}).to_dict().items()}
+    stale = []
+    for path in sorted(Path(root, results).rglob("config.json")):
+        info = json.loads(path.read_text())
+        commit, config = info.get("git_commit"), info.get("config", {})
+        if not commit:
+            continue
+        then = recipe_at(commit, root=root)
+        if then is None:
+            raise RuntimeError(f"{path}: its git_commit {commit} is not in this clone (a shallow clone?): "
+                               "fetch the full history to check provenance")
+        fields = {key: (_plain(config[key]), then[key]) for key in config.keys() & then.keys() & today.keys()
+                  if key not in _RUNTIME and _plain(config[key]) == today[key] != then[key]}
+        if fields:
+            stale.append({"run": path.parent.relative_to(root).as_posix(), "commit": commit[:7], "fields": fields})
+    return stale
+
+
+def stale_commit_table(root=REPO_ROOT) -> str:
+    """stale_commits grouped by folder of seeds, as a Markdown table (docs/evidence.md quotes it)."""
+    groups = {}
+    for entry in stale_commits(root):
+        folder, seed = entry["run"].rsplit("/", 1)
+        reason = ", ".join(f"{k}={v[0]} (recipe at the commit: {v[1]})" for k, v in sorted(entry["fields"].items()))
+        groups.setdefault((folder, entry["commit"], reason), []).append(seed.removeprefix("seed"))
+    lines = ["| runs | seeds | recorded commit | the run's value that its commit's `cpu` recipe did not have |",
+             "|---|---|---|---|"]
+    for (folder, commit, reason), seeds in groups.items():
+        lines.append(f"| {folder} | {', '.join(sorted(seeds, key=int))} | {commit} | {reason} |")
+    return "\n".join(lines)
