@@ -47,6 +47,8 @@ class TrainConfig:
     endless: bool = _opt(False, "streets: a fresh scene for every item instead of a fixed, finite set")
     data_seed: int = _opt(0, "seed of the scenes and of their augmentation (the same for every method)")
     augment: bool = _opt(True, "training augmentation (scale, crop, flip, colour jitter)")
+    class_names: tuple[str, ...] | None = _opt(None, "folder dataset: the class names, label value i = name i "
+                                                     "(none = read ROOT/classes.txt, one name per line)")
     # ---- students -----------------------------------------------------------------------
     cnn: str = _opt("deeplabv3plus_resnet18", "CNN student", tuple(n for n in STUDENTS if "deeplab" in n))
     vit: str = _opt("segformer_b0", "ViT student", tuple(n for n in STUDENTS if "segformer" in n))
@@ -102,13 +104,11 @@ class TrainConfig:
     stop_at_step: int | None = _opt(None, "stop after this step with a checkpoint, as if interrupted (tests, time-limited jobs)")
 
     def __post_init__(self):
-        # JSON and argparse give lists; the config keeps tuples so that it compares and hashes plainly.
-        for name in ("image_size", "crop_size"):
-            value = getattr(self, name)
-            if value is not None:
-                if len(value) != 2:
-                    raise ValueError(f"{name} must be two integers (H, W), got {value!r}")
-                setattr(self, name, (int(value[0]), int(value[1])))
+        # Every entry point (Python, JSON, the command line, the grid runner's --set, papermill's -p) ends here:
+        # each field is checked and converted to its declared type now, so no run can store "False" for False.
+        hints = _type_hints()
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, convert_setting(f.name, getattr(self, f.name), hints[f.name]))
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices:
@@ -119,6 +119,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
+        for name in ("image_size", "crop_size"):
+            if getattr(self, name) is not None and min(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be two positive integers (H, W), got {getattr(self, name)}")
+        if self.class_names is not None and len(self.class_names) == 0:
+            raise ValueError("class_names must name at least one class, got an empty list")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -140,6 +145,133 @@ class TrainConfig:
         return cls.from_dict(values.get("config", values))
 
 
+# ---- typed settings -----------------------------------------------------------------------
+
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
+_NONE = ("none", "null")
+
+
+def _type_hints() -> dict:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _split_hint(hint):
+    """str | None -> (str, True); tuple[int, int] -> (tuple[int, int], False)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        return next(a for a in args if a is not type(None)), type(None) in args
+    return hint, False
+
+
+def _describe(hint, optional: bool) -> str:
+    base = hint
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            base = f"a list of {args[0].__name__}s, e.g. [a, b] or a,b"
+        else:
+            base = "two integers (H, W), e.g. [512, 1024], 512,1024 or '512 1024'"
+    else:
+        base = {bool: "a boolean (true/false, yes/no or 1/0)", int: "an integer", float: "a number",
+                str: "text"}.get(hint, getattr(hint, "__name__", str(hint)))
+    return base + (" or none" if optional else "")
+
+
+def _scalar(value, kind):
+    """One value -> bool / int / float / str, or ValueError (the caller names the field)."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ValueError
+    if kind is int:
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                return int(text)
+            except ValueError:
+                number = float(text)  # "1e3", "400.0"
+                if number.is_integer():
+                    return int(number)
+        raise ValueError
+    if kind is float:
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            return float(value.strip())
+        raise ValueError
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError
+    raise TypeError(f"no conversion to {kind!r}")
+
+
+def _sequence(value, kind) -> list:
+    """[512, 1024], (512, 1024), "[512, 1024]", "512,1024", "512 1024" -> a list of items.
+
+    Text items of a list of names split on commas only ("traffic sign,person" is two names)."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if not isinstance(value, str):
+        raise ValueError
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+            if isinstance(parsed, list):
+                return parsed
+        except json.JSONDecodeError:
+            pass
+    if text[:1] in "[(" and text[-1:] in "])":
+        text = text[1:-1]
+    if "," in text:
+        parts = text.split(",")
+    else:
+        parts = [text] if kind is str else text.split()
+    return [p.strip().strip("'\"") for p in parts if p.strip()]
+
+
+def convert_setting(name: str, value, hint):
+    """Check and convert `value` for the TrainConfig field `name` declared as `hint`.
+
+    Text is converted (papermill's -p, the grid runner's --set and the command line hand over text):
+    booleans from true/false/yes/no/1/0 in any case, numbers from text, sizes from [512, 1024],
+    512,1024 or "512 1024", none/null for optional fields. Anything else is a ValueError that names
+    the field, the value and what was expected.
+    """
+    kind, optional = _split_hint(hint)
+    if value is None or (optional and isinstance(value, str) and value.strip().lower() in _NONE):
+        if optional:
+            return None
+        raise ValueError(f"{name}: got None, expected {_describe(kind, optional)}")
+    try:
+        if typing.get_origin(kind) is tuple:
+            args = typing.get_args(kind)
+            items = _sequence(value, args[0])
+            if len(args) == 2 and args[1] is Ellipsis:
+                return tuple(_scalar(item, args[0]) for item in items)
+            if len(items) != len(args):
+                raise ValueError
+            return tuple(_scalar(item, a) for item, a in zip(items, args))
+        return _scalar(value, kind)
+    except (ValueError, TypeError):
+        raise ValueError(f"{name}={value!r} ({type(value).__name__}) is not valid: expected "
+                         f"{_describe(kind, optional)}") from None
+
+
 # Settings that may change when a run is resumed: they do not change the maths of a step.
 RUNTIME_FIELDS = {"resume", "overwrite", "device", "workers", "progress", "log_interval", "eval_interval",
                   "checkpoint_interval", "stop_at_step", "compile", "run_dir", "data_root"}
@@ -147,29 +279,8 @@ RUNTIME_FIELDS = {"resume", "overwrite", "device", "workers", "progress", "log_i
 
 # ---- command line -------------------------------------------------------------------------
 
-def _field_type(hint):
-    """typing hint -> (base type, nargs, optional): str | None -> (str, None, True); tuple[int, int] -> (int, 2, False)."""
-    optional = False
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        optional = type(None) in args
-        hint = next(a for a in args if a is not type(None))
-        args = typing.get_args(hint)
-    if typing.get_origin(hint) is tuple:
-        return args[0], len(args), optional
-    return hint, None, optional
-
-
-def _converter(base, optional):
-    def convert(text):
-        if optional and text.lower() == "none":
-            return None
-        try:
-            return base(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {base.__name__}{' or none' if optional else ''}, got {text!r}")
-    convert.__name__ = base.__name__  # argparse names the type in its errors
-    return convert
+def _is_tuple(hint) -> bool:
+    return typing.get_origin(_split_hint(hint)[0]) is tuple
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,21 +293,19 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,  # a typo must not silently pick another flag
     )
     parser.add_argument("--config", help="JSON file with settings (e.g. a run's config.json); flags override it")
-    hints = typing.get_type_hints(TrainConfig)
+    hints = _type_hints()
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
-        base, nargs, optional = _field_type(hints[f.name])
         # argparse %-formats help strings: a literal "%" in a field's help must reach it as "%%"
         kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=f.metadata["help"].replace("%", "%%"))
-        if base is bool:
+        if _split_hint(hints[f.name])[0] is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
             continue
-        if nargs:
-            kwargs["nargs"] = nargs
-            kwargs["metavar"] = ("H", "W") if f.name.endswith("size") else None
-            if optional:  # `--crop-size none` is one word, `--crop-size 128 128` two
-                kwargs["nargs"] = "+"
-        parser.add_argument(flag, type=_converter(base, optional), choices=f.metadata.get("choices"), **kwargs)
+        if _is_tuple(hints[f.name]):  # `--image-size 512 1024`, `--image-size 512,1024`, `--crop-size none`
+            kwargs["nargs"] = "+"
+            kwargs["metavar"] = "H W" if f.name.endswith("size") else "NAME"
+        # Values reach TrainConfig as text: it converts and checks them (one set of rules for every entry point).
+        parser.add_argument(flag, choices=f.metadata.get("choices"), **kwargs)
     return parser
 
 
@@ -212,11 +321,9 @@ def parse_args(argv=None) -> TrainConfig:
     args = vars(args)
     base = TrainConfig.load(args.pop("config")).to_dict() if args.get("config") else {}
     args.pop("config", None)
-    for name, value in args.items():  # optional tuples arrive as [None] or [H, W]
-        if isinstance(value, list) and value == [None]:
-            args[name] = None
-        elif isinstance(value, list) and (len(value) != 2 or None in value):
-            parser.error(f"--{name.replace('_', '-')} takes two integers H W or none, got {value}")
+    for name, value in args.items():  # one word of a tuple field ("512,1024", "none") is converted as text
+        if isinstance(value, list) and len(value) == 1:
+            args[name] = value[0]
     try:
         return TrainConfig.from_dict({**base, **args})
     except ValueError as error:

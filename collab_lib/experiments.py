@@ -261,11 +261,11 @@ def main(argv=None):
         key, sep, value = item.partition("=")
         if not sep:
             parser.error(f"--set takes FIELD=VALUE, got {item!r}")
-        overrides[key] = json.loads(value) if value[:1] in "[{0123456789-tfn" and value not in ("none",) else value
-        if value in ("true", "false"):
-            overrides[key] = value == "true"
-        if value == "none":
-            overrides[key] = None
+        overrides[key] = value  # text: TrainConfig converts and checks it (booleans, numbers, sizes, none)
+    try:  # a bad --set fails here, naming the field and value, before any run starts
+        TrainConfig.from_dict({**RECIPES[args.recipe].base, **overrides})
+    except ValueError as error:
+        parser.error(f"--set: {error}")
     out = Path(args.out or f"results/{args.recipe}")
     if args.describe:
         print(describe_runs(out, args.recipe))

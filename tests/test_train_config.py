@@ -48,7 +48,7 @@ def test_help_of_every_command_line_lists_its_flags(capsys):
     (["--method", "distill"], "independent"),        # bad choice: the valid ones are listed
     (["--precision", "fp8"], "bf16"),
     (["--stepz", "3"], "did you mean --steps"),      # unknown flag: a suggestion and the valid flags
-    (["--steps", "many"], "expected int"),
+    (["--steps", "many"], "steps='many' (str) is not valid: expected an integer"),
     (["--steps", "0"], "steps must be >= 1"),
     (["--crop-size", "64"], "two integers"),
     (["--cnn", "resnet18"], "deeplabv3plus_resnet18"),
