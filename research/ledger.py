@@ -181,12 +181,14 @@ def verdict_table(hypotheses=HYPOTHESES, root=REPO_ROOT) -> str:
 # ---- the quoted tables ------------------------------------------------------------------------------------
 def tables_in(text: str, skip_rows=tuple(MISLABELLED)) -> list:
     """The Markdown tables in `text` (runs of lines starting with "|", leading spaces ignored), each as one
-    string, with the rows whose first cell is in `skip_rows` left out (rows awaiting a rerun)."""
+    string, with the rows whose first cell starts with a name in `skip_rows` left out (rows awaiting a
+    rerun, which the write-ups mark after the name)."""
     tables, current = [], []
     for line in text.splitlines() + [""]:
         line = line.strip()
         if line.startswith("|"):
-            if line.strip("| ").split(" |")[0].strip() not in skip_rows:
+            first_cell = line.strip("| ").split(" |")[0].strip()
+            if not any(first_cell.startswith(name) for name in skip_rows):
                 current.append(line)
         elif current:
             tables.append("\n".join(current))

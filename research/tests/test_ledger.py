@@ -119,6 +119,10 @@ def test_every_quoted_table_is_the_committed_runs():
     assert ledger.unquoted_tables() == []
     evidence = ledger.tables_in((ROOT / ledger.EVIDENCE).read_text())
     assert ledger.verdict_table() in evidence, "docs/evidence.md: regenerate the verdict table (ledger.verdict_table())"
+    from collab_lib.experiments import collect_results, markdown_table, summarize
+
+    grid = markdown_table(summarize(collect_results(ROOT / "results/cpu")))
+    assert grid in evidence, "docs/evidence.md: the CPU grid's table differs from results/cpu"
 
 
 def test_the_findings_the_readme_states_hold_by_the_rule():
