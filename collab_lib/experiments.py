@@ -5,7 +5,7 @@
     python -m collab_lib.experiments --recipe cpu --configurations independent collab --seeds 0
 
 Every run of a grid shares students, initialisation seed (per seed), data,
-augmentation, schedule and number of steps: only the loss differs (lessons.md:
+augmentation, schedule and number of steps: only the loss differs (docs/method.md, protocol:
 baselines reproduced under another recipe make gains look larger or vanish).
 A run whose directory already holds metrics.json is skipped, so an interrupted
 grid continues where it stopped; an unfinished run resumes from its last.pt.

@@ -12,7 +12,7 @@ and vegetation, the CNN on car and sky; poles, signs and people are learned by
 neither at that budget (at 1200 steps the CNN learns signs, the ViT does not).
 
 Splits are fixed and finite by default (train 200, val 100, test 250 scenes),
-the regime where online distillation has something to give (method.md, the
+the regime where online distillation has something to give (docs/method.md, the
 protocol). Scene i of a split is a pure function of (seed, split, i); train,
 val and test use different seed streams and never share a scene.
 """

@@ -1,4 +1,4 @@
-"""The losses of the method (see ../shared/method.md, the kit's specification).
+"""The losses of the method (see docs/method.md, the kit's specification).
 
 Every loss is a plain nn.Module returning (loss, info): a 0-dim float32 tensor
 and a dict of detached diagnostic tensors for plotting.
