@@ -156,7 +156,7 @@ def test_folder_reads_index_masks(tmp_path):
     assert np.array_equal(ds.load(0)[1], label_grid([0, 1, 2, 255]))
     image, label = ds[1]  # training augmentation on a real dataset: crop size, valid values
     assert image.shape == (3, 6, 10) and set(label.unique().tolist()) <= {0, 2, 255}
-    with pytest.raises(ValueError, match="class_names"):
+    with pytest.raises(DatasetError, match="classes.txt not found"):  # no classes.txt, no class_names: tests/test_data_own.py
         build_dataset("folder", tmp_path)
 
 

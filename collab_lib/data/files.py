@@ -1,4 +1,4 @@
-"""Finding files on disk, with errors that say what layout was expected."""
+"""Finding a dataset's files on disk (folders, image listings, names), with errors that say what layout was expected."""
 
 import os
 
