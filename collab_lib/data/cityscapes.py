@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from .base import SegmentationDataset
-from .folders import require_folder
+from .files import require_folder
 from .io import DatasetError
 
 LAYOUT = ("  ROOT/leftImg8bit/{split}/<city>/<name>_leftImg8bit.png\n"

@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from .base import SegmentationDataset
-from .folders import require_folder
+from .files import require_folder
 from .io import DatasetError
 
 LAYOUT = ("  ROOT/JPEGImages/<id>.jpg\n  ROOT/SegmentationClass/<id>.png (palette PNG of class indices)\n"
