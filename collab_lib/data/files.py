@@ -24,3 +24,18 @@ def list_images(folder):
 def stem(path):
     """File name without folder and extension."""
     return os.path.splitext(os.path.basename(path))[0]
+
+
+def pair_by_name(image_folder, label_folder, label_kind="label"):
+    """(pairs, problems): each image in `image_folder` with the PNG of the same name in `label_folder`.
+
+    pairs: [(image path, label path)]; problems: one line per image without its label file.
+    """
+    pairs, problems = [], []
+    for image in list_images(image_folder):
+        label = os.path.join(label_folder, stem(image) + ".png")
+        if os.path.exists(label):
+            pairs.append((image, label))
+        else:
+            problems.append(f"{image}: no {label_kind} (expected {label})")
+    return pairs, problems

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from .base import SegmentationDataset
-from .files import list_images, require_folder, stem
+from .files import pair_by_name, require_folder
 from .io import DatasetError
 
 CLASSES_FILE = "classes.txt"
@@ -101,8 +101,7 @@ class FolderDataset(SegmentationDataset):
     def __init__(self, root=None, split="train", class_names=None, palette=None, strict=True, **options):
         super().__init__(split=split, **options)
         layout = LAYOUT.format(split=split)
-        require_folder(root, "folder", layout, SOURCE)
-        root = os.fspath(root)
+        root = require_folder(root, "folder", layout, SOURCE)
         if isinstance(class_names, str):
             class_names = class_names.split(",")
         if class_names is not None:
@@ -129,11 +128,4 @@ class FolderDataset(SegmentationDataset):
             raise DatasetError(f"folder dataset: {os.path.join(image_folder, split)} not found; the split "
                                f"sub-folders under {image_folder} are {', '.join(splits)} (a run that has no "
                                f"test split: --test-split none)")
-        pairs, problems = [], []
-        for image in list_images(image_folder):
-            label = os.path.join(mask_folder, stem(image) + ".png")
-            if os.path.exists(label):
-                pairs.append((image, label))
-            else:
-                problems.append(f"{image}: no mask (expected {label})")
-        self.use_files(pairs, problems, strict, layout)
+        self.use_files(*pair_by_name(image_folder, mask_folder, "mask"), strict, layout)
