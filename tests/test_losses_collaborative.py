@@ -279,3 +279,7 @@ def test_compile_terms_wraps_every_term_and_keeps_the_state_dict(students, metho
     assert compiled == {"independent": set(), "dml": {"dml"}, "kdcl": {"kdcl"},
                         "collab": {"hfd", "region", "pixel"}}[method]
     assert getattr(loss_fn, "_compiled_call_impl", None) is None  # the ramp and the sum stay eager
+    if method == "collab":  # forward calls the BSD terms through from_ce_maps / from_log_probs: compiled too
+        for term, entry in (("region", "from_ce_maps"), ("pixel", "from_log_probs")):
+            compiled_fn = vars(getattr(loss_fn, term)).get(entry)  # an instance attribute over the method
+            assert compiled_fn is not None and hasattr(compiled_fn, "_torchdynamo_orig_callable"), entry

@@ -152,27 +152,35 @@ def test_golden_value_against_loop_reference(T, require_correct, learner_wrong):
 
 
 @pytest.mark.parametrize("T,require_correct", [(1.0, True), (2.0, True), (2.0, False)])
-def test_precomputed_log_probs_give_the_same_result(T, require_correct):
-    """log_probs= (what CollaborativeLoss shares with its CE term) changes nothing: loss, info, gradients."""
+def test_from_log_probs_with_a_shared_log_softmax_equals_forward(T, require_correct):
+    """from_log_probs (how CollaborativeLoss calls the term, with the log-softmax of its CE term) changes
+    nothing: loss, info, and the gradients of CE + pixel BSD, whose log-softmax is then shared at T = 1."""
     g = torch.Generator().manual_seed(8)
     logits_c = (torch.randn(2, 4, 4, 5, generator=g) * 2).requires_grad_(True)
     logits_v = (torch.randn(2, 4, 4, 5, generator=g) * 2).requires_grad_(True)
     label = torch.randint(0, 4, (2, 16, 20), generator=g)
     label[torch.rand(2, 16, 20, generator=g) < 0.2] = IGNORE
     loss_fn = PixelBSDLoss(temperature=T, require_correct=require_correct)
-    loss, info = loss_fn(logits_c, logits_v, label)
     up = lambda z: F.interpolate(z, size=label.shape[-2:], mode="bilinear", align_corners=False)  # noqa: E731
-    log_probs = F.log_softmax(up(logits_c), dim=1), F.log_softmax(up(logits_v), dim=1)
-    shared, shared_info = loss_fn(logits_c, logits_v, label, log_probs=log_probs)
+
+    def ce(log_p):  # the combined loss's CE term, from a log-softmax
+        return F.nll_loss(log_p, label, ignore_index=IGNORE)
+
+    loss, info = loss_fn(logits_c, logits_v, label)
+    plain = loss + ce(F.log_softmax(up(logits_c), dim=1)) + ce(F.log_softmax(up(logits_v), dim=1))
+    z_c, z_v = up(logits_c), up(logits_v)
+    log_p_c, log_p_v = F.log_softmax(z_c, dim=1), F.log_softmax(z_v, dim=1)
+    shared, shared_info = loss_fn.from_log_probs(z_c, z_v, log_p_c, log_p_v, label)
+    combined = shared + ce(log_p_c) + ce(log_p_v)
     assert info["cnn_teaches"].any() and info["vit_teaches"].any()
     torch.testing.assert_close(shared, loss)
     assert set(shared_info) == set(info)
     for key, value in info.items():
         torch.testing.assert_close(shared_info[key], value, msg=key)
-    for a, b in zip(torch.autograd.grad(shared, (logits_c, logits_v)), torch.autograd.grad(loss, (logits_c, logits_v))):
+    for a, b in zip(torch.autograd.grad(combined, (logits_c, logits_v)), torch.autograd.grad(plain, (logits_c, logits_v))):
         torch.testing.assert_close(a, b)
-    with pytest.raises(ValueError, match="log_probs: expected two log-probability maps"):
-        loss_fn(logits_c, logits_v, label, log_probs=(log_probs[0], log_probs[1][:, :3]))
+    with pytest.raises(ValueError, match=r"from_log_probs: expected z_c, z_v, log_p_c, log_p_v of one shape"):
+        loss_fn.from_log_probs(z_c, z_v, log_p_c, log_p_v[:, :3], label)
 
 
 def test_saturated_pixels_tie_in_float32_and_transfer_nothing():

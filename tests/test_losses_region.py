@@ -189,8 +189,9 @@ def test_golden_value_against_loop_reference(label_size):
 
 
 @pytest.mark.parametrize("label_size", [(10, 14), (11, 13)])
-def test_precomputed_ce_maps_give_the_same_result(label_size):
-    """ce_maps= (what CollaborativeLoss shares with its CE term) changes nothing: loss, info, gradients."""
+def test_logits_at_label_size_give_the_same_result(label_size):
+    """Logits already upsampled to the labels (what CollaborativeLoss passes every term) change nothing:
+    loss, info, gradients (the decision's CE is the same per-pixel map either way)."""
     g = torch.Generator().manual_seed(4)
     embed_c = torch.randn(2, 6, 5, 7, generator=g).requires_grad_(True)
     embed_v = torch.randn(2, 5, 5, 7, generator=g).requires_grad_(True)
@@ -202,8 +203,7 @@ def test_precomputed_ce_maps_give_the_same_result(label_size):
     loss_fn = RegionBSDLoss(6, 5, region_size=2)
     loss, info = loss_fn(embed_c, embed_v, logits_c, logits_v, label)
     up = lambda z: F.interpolate(z, size=label_size, mode="bilinear", align_corners=False)  # noqa: E731
-    ce_maps = tuple(F.cross_entropy(up(z), label, ignore_index=IGNORE, reduction="none") for z in (logits_c, logits_v))
-    shared, shared_info = loss_fn(embed_c, embed_v, logits_c, logits_v, label, ce_maps=ce_maps)
+    shared, shared_info = loss_fn(embed_c, embed_v, up(logits_c), up(logits_v), label)
     assert (info["direction"] == 1).any() and (info["direction"] == -1).any()
     torch.testing.assert_close(shared, loss)
     assert set(shared_info) == set(info)
@@ -212,8 +212,36 @@ def test_precomputed_ce_maps_give_the_same_result(label_size):
     params = [embed_c, embed_v, *loss_fn.parameters()]
     for a, b in zip(torch.autograd.grad(shared, params), torch.autograd.grad(loss, params)):
         torch.testing.assert_close(a, b)
-    with pytest.raises(ValueError, match=r"ce_maps\[1\]: expected a per-pixel CE map"):
-        loss_fn(embed_c, embed_v, logits_c, logits_v, label, ce_maps=(ce_maps[0], ce_maps[1][:1]))
+
+
+@pytest.mark.parametrize("label_size", [(10, 14), (11, 13)])
+def test_from_ce_maps_equals_forward(label_size):
+    """from_ce_maps (how CollaborativeLoss calls the term, with the CE maps of its CE term) changes nothing:
+    loss, info, gradients; a CE map of the wrong shape is named."""
+    g = torch.Generator().manual_seed(4)
+    embed_c = torch.randn(2, 6, 5, 7, generator=g).requires_grad_(True)
+    embed_v = torch.randn(2, 5, 5, 7, generator=g).requires_grad_(True)
+    logits_c = torch.randn(2, 4, 5, 7, generator=g) * 2
+    logits_v = torch.randn(2, 4, 5, 7, generator=g) * 2
+    label = torch.randint(0, 4, (2, *label_size), generator=g)
+    label[torch.rand(2, *label_size, generator=g) < 0.2] = IGNORE
+    label[1, :4, :4] = IGNORE
+    loss_fn = RegionBSDLoss(6, 5, region_size=2)
+    loss, info = loss_fn(embed_c, embed_v, logits_c, logits_v, label)
+    up = lambda z: F.interpolate(z, size=label_size, mode="bilinear", align_corners=False)  # noqa: E731
+    ce_c, ce_v = (F.nll_loss(F.log_softmax(up(z), dim=1), label, ignore_index=IGNORE, reduction="none")
+                  for z in (logits_c, logits_v))
+    shared, shared_info = loss_fn.from_ce_maps(embed_c, embed_v, ce_c, ce_v, label)
+    assert (info["direction"] == 1).any() and (info["direction"] == -1).any()
+    torch.testing.assert_close(shared, loss)
+    assert set(shared_info) == set(info)
+    for key, value in info.items():
+        torch.testing.assert_close(shared_info[key], value, equal_nan=True, msg=key)
+    params = [embed_c, embed_v, *loss_fn.parameters()]
+    for a, b in zip(torch.autograd.grad(shared, params), torch.autograd.grad(loss, params)):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match=r"ce_vit: expected a per-pixel CE map of the target's shape"):
+        loss_fn.from_ce_maps(embed_c, embed_v, ce_c, ce_v[:1], label)
 
 
 def test_gathered_and_dense_connectors_agree():
@@ -251,6 +279,26 @@ def test_gathered_and_dense_connectors_agree():
     cells_vit_learns = (direction == 1).repeat_interleave(3, -2).repeat_interleave(3, -1)[:, :7, :9]
     grad_embed_v = grads_g[1].abs().sum(1)
     assert (grad_embed_v[~cells_vit_learns] == 0).all() and (grad_embed_v[cells_vit_learns] > 0).all()
+
+
+def test_transfer_map_gathered_equals_the_plain_transfer_map():
+    """The two functions side by side: the same d per cell and the same gradients (learner, connector),
+    none to the teacher, also with no learning cell at all (d = 0 everywhere, still in the graph)."""
+    from collab_lib.losses.region_bsd import transfer_map, transfer_map_gathered
+
+    g = torch.Generator().manual_seed(6)
+    learner = torch.randn(2 * 4 * 5, 6, generator=g).requires_grad_(True)
+    teacher = torch.randn(2 * 4 * 5, 3, generator=g).requires_grad_(True)
+    connector = torch.nn.Linear(6, 3)
+    for cells in (torch.rand(2, 4, 5, generator=g) < 0.5, torch.zeros(2, 4, 5, dtype=torch.bool)):
+        plain, gathered = transfer_map(connector, learner, teacher, cells), transfer_map_gathered(connector, learner, teacher, cells)
+        torch.testing.assert_close(gathered, plain)
+        assert (plain[~cells] == 0).all() and (plain[cells] > 0).all()
+        inputs = [learner, *connector.parameters()]
+        for a, b in zip(torch.autograd.grad(gathered.sum(), inputs), torch.autograd.grad(plain.sum(), inputs)):
+            torch.testing.assert_close(a, b)
+        assert torch.autograd.grad(plain.sum(), teacher, allow_unused=True)[0] is None  # sg(teacher)
+        assert torch.autograd.grad(gathered.sum(), teacher, allow_unused=True)[0] is None
 
 
 def test_gather_cells_is_checked():

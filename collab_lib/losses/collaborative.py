@@ -11,13 +11,24 @@ r(t) = min(1, progress / warmup) ramps distillation in linearly over the first
 `warmup` fraction of training (warmup = 0: r = 1 from the start): students that
 know nothing have nothing reliable to teach. CE is the cross-entropy of the
 bilinearly upsampled logits against the labels, float32, mean over valid
-pixels (0, not NaN, for a batch with no valid pixel).
+pixels (0, not NaN, for a batch with no valid pixel). Each term is its own
+module in its own file (hfd.py, region_bsd.py, pixel_bsd.py, dml.py, kdcl.py),
+with its equations in that file's docstring.
+
+What the combined loss shares between its terms, for speed (the same values;
+gradients equal up to float rounding, tests/test_losses_region.py and
+tests/test_losses_pixel.py check it): each student's logits are upsampled to
+the labels once, and every term gets them at the labels' size; one log-softmax
+per student gives the CE term, and the BSD terms read it through their second
+entry instead of computing it again: `RegionBSDLoss.from_ce_maps` gets the
+per-pixel CE maps, `PixelBSDLoss.from_log_probs` the log-softmax itself (at
+T = 1 the CE and the transfer then share it: one backward through it, not two).
 """
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import check_logits_pair, float32_zone, masked_mean, nll_map, pixel_ce, upsample_logits
+from .checks import check_logits_pair, float32_zone
 from .dml import DMLLoss
 from .hfd import HFDLoss
 from .kdcl import KDCLLoss
@@ -27,11 +38,25 @@ from .region_bsd import RegionBSDLoss
 METHODS = ("independent", "dml", "kdcl", "collab")
 
 
+def upsample_logits(logits: torch.Tensor, size) -> torch.Tensor:
+    """(B, K, h, w) logits -> float32 (B, K, H, W) at the labels' size (bilinear); unchanged if already there."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits.float()
+    return F.interpolate(logits.float(), size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def mean_over_valid(ce: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean of a per-pixel map over the valid pixels; 0 (still in the graph) when there is none.
+    torch.where, so that nothing from an ignored pixel leaks in; the count stays on the device."""
+    return torch.where(valid, ce, torch.zeros_like(ce)).sum() / valid.sum().clamp_min(1).to(ce.dtype)
+
+
 def segmentation_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
-    """Mean CE over valid pixels of bilinearly upsampled logits, float32 (0-dim)."""
+    """Mean CE (nats) over valid pixels of bilinearly upsampled logits, float32 (0-dim)."""
     with float32_zone(logits):
-        ce, valid = pixel_ce(upsample_logits(logits, target.shape[-2:]), target, ignore_index)
-        return masked_mean(ce, valid)
+        target = target.long()
+        ce = F.cross_entropy(upsample_logits(logits, target.shape[-2:]), target, ignore_index=ignore_index, reduction="none")
+        return mean_over_valid(ce, target != ignore_index)
 
 
 def _check_student(name: str, student, kind: str) -> None:
@@ -98,7 +123,8 @@ class CollaborativeLoss(nn.Module):
         self.last_info = {}
 
     def compile_terms(self, mode: str | None = None) -> "CollaborativeLoss":
-        """torch.compile each term's module (HFD, region and pixel BSD, DML, KDCL) in place.
+        """torch.compile each term's module (HFD, region and pixel BSD, DML, KDCL) in place,
+        and the two BSD entries forward calls (`RegionBSDLoss.from_ce_maps`, `PixelBSDLoss.from_log_probs`).
 
         On a GPU a term is dozens of small kernels, each launched from Python; compiled, its
         elementwise work fuses into a few. The ramp and the sum stay eager: `progress` changes
@@ -109,6 +135,11 @@ class CollaborativeLoss(nn.Module):
         """
         for module in self.children():
             module.compile(mode=mode)
+        # forward calls the BSD terms through their second entry (shared CE), which module.compile does not cover.
+        if "region" in self.weights:
+            self.region.from_ce_maps = torch.compile(self.region.from_ce_maps, mode=mode)
+        if "pixel" in self.weights:
+            self.pixel.from_log_probs = torch.compile(self.pixel.from_log_probs, mode=mode)
         return self
 
     def ramp(self, progress: float) -> float:
@@ -121,16 +152,18 @@ class CollaborativeLoss(nn.Module):
         _check_student("out_cnn", out_cnn, "cnn")
         _check_student("out_vit", out_vit, "vit")
         check_logits_pair(out_cnn.logits, out_vit.logits, target)
-        # Upsample each student's logits once (float32); the sub-losses see label-sized logits and skip their own resize.
+        # Upsample each student's logits once (float32); the terms see label-sized logits and skip their own resize.
         # Likewise one log-softmax per student: its per-pixel CE is the CE term (what segmentation_ce computes),
-        # and the BSD decisions read the same CE maps (detached) instead of computing them again.
+        # and the BSD terms read the same maps (region: the CE maps, pixel: the log-softmax).
         with float32_zone(out_cnn.logits):
             logits_cnn = upsample_logits(out_cnn.logits, target.shape[-2:])
             logits_vit = upsample_logits(out_vit.logits, target.shape[-2:])
-            log_probs = F.log_softmax(logits_cnn, dim=1), F.log_softmax(logits_vit, dim=1)
-            ce_map_cnn, valid = nll_map(log_probs[0], target, self.ignore_index)
-            ce_map_vit, _ = nll_map(log_probs[1], target, self.ignore_index)
-            ce_cnn, ce_vit = masked_mean(ce_map_cnn, valid), masked_mean(ce_map_vit, valid)
+            log_p_cnn, log_p_vit = F.log_softmax(logits_cnn, dim=1), F.log_softmax(logits_vit, dim=1)
+            labels = target.long()
+            valid = labels != self.ignore_index
+            ce_map_cnn = F.nll_loss(log_p_cnn, labels, ignore_index=self.ignore_index, reduction="none")  # (B, H, W)
+            ce_map_vit = F.nll_loss(log_p_vit, labels, ignore_index=self.ignore_index, reduction="none")
+            ce_cnn, ce_vit = mean_over_valid(ce_map_cnn, valid), mean_over_valid(ce_map_vit, valid)
         terms = {"ce_cnn": ce_cnn.detach(), "ce_vit": ce_vit.detach()}
         infos, raw = {}, {}
 
@@ -138,11 +171,9 @@ class CollaborativeLoss(nn.Module):
             raw["hfd"], infos["hfd"] = self.hfd(out_cnn.low, out_vit.low)
             terms["hfd_cnn_learns"], terms["hfd_vit_learns"] = infos["hfd"]["cnn_learns"], infos["hfd"]["vit_learns"]
         if "region" in self.weights:
-            raw["region"], infos["region"] = self.region(
-                out_cnn.embed, out_vit.embed, logits_cnn, logits_vit, target, ce_maps=(ce_map_cnn, ce_map_vit)
-            )
+            raw["region"], infos["region"] = self.region.from_ce_maps(out_cnn.embed, out_vit.embed, ce_map_cnn, ce_map_vit, target)
         if "pixel" in self.weights:
-            raw["pixel"], infos["pixel"] = self.pixel(logits_cnn, logits_vit, target, log_probs=log_probs)
+            raw["pixel"], infos["pixel"] = self.pixel.from_log_probs(logits_cnn, logits_vit, log_p_cnn, log_p_vit, target)
         if "dml" in self.weights:
             raw["dml"], infos["dml"] = self.dml(logits_cnn, logits_vit, target)
         if "kdcl" in self.weights:

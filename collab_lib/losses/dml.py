@@ -3,14 +3,19 @@
 On every valid pixel, both directions, each student learns the other's prediction:
 
     L_dml = T^2 * [ mean_valid KL(sg(p_v^T) || p_c^T) + mean_valid KL(sg(p_c^T) || p_v^T) ]
+    p^T = softmax(z / T) over the K classes,  KL(p || q) = sum_k p_k (log p_k - log q_k)  (nats)
 
-Logits are upsampled bilinearly to the labels; float32. This is pixel-wise BSD
-without any selection, which is why the kit uses it as the baseline.
+z: a student's logits (B, K, h, w) upsampled bilinearly to the labels (B, H, W);
+float32. sg = stop-gradient (`.detach()`): the other student's prediction is only
+a target. This is pixel-wise BSD (pixel_bsd.py) without any selection, which is
+why the kit uses it as the baseline; the paper compares against DML and the kit
+implements it as above.
 """
+import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import check_logits_pair, float32_zone, kl_map, masked_mean, upsample_logits
+from .checks import check_logits_pair, check_temperature, float32_zone
 
 
 class DMLLoss(nn.Module):
@@ -18,26 +23,31 @@ class DMLLoss(nn.Module):
 
     loss: 0-dim float32. info (detached): "cnn_learns", "vit_learns" (0-dim, each
     direction's term, times T^2), "kl_cnn_learns", "kl_vit_learns" ((B, H, W) KL in
-    nats at temperature T, 0 at ignored pixels).
+    nats at temperature T, 0 at ignored pixels). The logits may also come at the labels' size.
     """
 
     def __init__(self, temperature: float = 1.0, ignore_index: int = 255):
         super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"temperature: expected > 0, got {temperature!r}")
-        self.temperature, self.ignore_index = float(temperature), ignore_index
+        self.temperature, self.ignore_index = check_temperature(temperature), ignore_index
 
     def forward(self, logits_cnn, logits_vit, target):
         check_logits_pair(logits_cnn, logits_vit, target)
-        T = self.temperature
+        T, size = self.temperature, tuple(target.shape[-2:])
         valid = target != self.ignore_index
+        count = valid.sum().clamp_min(1)  # valid pixels, on the device; none valid: the terms are 0, not NaN
         with float32_zone(logits_cnn):
-            log_p_c = F.log_softmax(upsample_logits(logits_cnn, target.shape[-2:]) / T, dim=1)
-            log_p_v = F.log_softmax(upsample_logits(logits_vit, target.shape[-2:]) / T, dim=1)
-            kl_cnn_learns = kl_map(log_p_v.detach(), log_p_c)  # KL(sg(p_v^T) || p_c^T)
-            kl_vit_learns = kl_map(log_p_c.detach(), log_p_v)  # KL(sg(p_c^T) || p_v^T)
-            cnn_learns = T * T * masked_mean(kl_cnn_learns, valid)
-            vit_learns = T * T * masked_mean(kl_vit_learns, valid)
+            z_c, z_v = logits_cnn.float(), logits_vit.float()
+            if tuple(z_c.shape[-2:]) != size:  # bilinear, to the labels' size
+                z_c = F.interpolate(z_c, size=size, mode="bilinear", align_corners=False)
+            if tuple(z_v.shape[-2:]) != size:
+                z_v = F.interpolate(z_v, size=size, mode="bilinear", align_corners=False)
+            log_p_c, log_p_v = F.log_softmax(z_c / T, dim=1), F.log_softmax(z_v / T, dim=1)
+            teacher_c, teacher_v = log_p_c.detach(), log_p_v.detach()  # each side is only a target for the other
+            kl_cnn_learns = (teacher_v.exp() * (teacher_v - log_p_c)).sum(1)  # KL(sg(p_v^T) || p_c^T), (B, H, W)
+            kl_vit_learns = (teacher_c.exp() * (teacher_c - log_p_v)).sum(1)  # KL(sg(p_c^T) || p_v^T)
+            # Means over valid pixels; torch.where, so that nothing from an ignored pixel can leak in.
+            cnn_learns = T * T * (torch.where(valid, kl_cnn_learns, torch.zeros_like(kl_cnn_learns)).sum() / count.float())
+            vit_learns = T * T * (torch.where(valid, kl_vit_learns, torch.zeros_like(kl_vit_learns)).sum() / count.float())
         info = {
             "cnn_learns": cnn_learns.detach(),
             "vit_learns": vit_learns.detach(),

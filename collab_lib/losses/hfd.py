@@ -1,6 +1,10 @@
 """HFD, heterogeneous feature distillation: the students' low layers mimic each other.
 
-    L_hfd = d(Attn(low_c), sg(low_v)) + d(MLP(low_v), sg(low_c))
+    L_hfd = mean_locations d(Attn(low_c), sg(low_v)) + mean_locations d(MLP(low_v), sg(low_c))
+    d(a, b) = mean_channels (norm(a) - norm(b))^2,   norm(x) = (x - mean_c x) / sqrt(var_c x + 1e-5)
+
+low_c (B, C_c, h, w), low_v (B, C_v, h', w'): the first stride-4 stage of each
+student; sg = stop-gradient (`.detach()`): each side is only a target for the other.
 
 The paper names an attention-style projector ("Attn") on the ViT->CNN path and
 an MLP-style projector ("MLP") on the CNN->ViT path; the kit implements them as
@@ -11,25 +15,62 @@ an MLP-style projector ("MLP") on the CNN->ViT path; the kit implements them as
   of the MiT block is left out: the 1x1 conv after it mixes channels.
 - MLP (ViT side): 1x1 conv, GELU, 1x1 conv to the CNN's channels (hidden width
   = the CNN's channels).
+The paper names the distance "MSE after normalising each target over channels";
+the kit implements it as d above: it standardises the projected (student) side
+the same way, so d depends on neither side's scale (with both standardised,
+d = 2 - 2 * Pearson correlation over channels, in [0, 4]: about 2 for unrelated
+features, 0 for a perfect match). Both d are averaged over all locations of the batch.
+If the maps differ in size, the projected side is resized bilinearly to the target's.
+
 Every 1x1 conv here is an nn.Linear over channels-last maps (B, h, w, C): the
 same map, one matrix product, and the channel normalisation after it is one
 fused layer_norm (cheaper on a CPU than NCHW means and variances; benchmarks/RESULTS.md has the cost).
-d is `feature_distance` (both sides standardised over channels, then MSE),
-averaged over all locations of the batch. The projectors exist only for
-training: the trainer optimises `HFDLoss.parameters()` with the students.
+The projectors exist only for training: the trainer optimises `HFDLoss.parameters()` with the students.
 """
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import channels_last, check_aspect, check_batch, check_map, feature_distance, resize_to
+from .checks import check_aspect, check_batch, check_map, float32_zone
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) -> (B, h, w, C), a view. The feature terms work channels-last: a 1x1 conv is then
+    an nn.Linear (one matrix product) and normalising over channels is one fused layer_norm."""
+    return x.permute(0, 2, 3, 1)
+
+
+def channel_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """norm(x): standardise each location's feature vector over channels, (x - mean_c) / sqrt(var_c + eps).
+
+    Channels-last (B, h, w, C) -> float32 (B, h, w, C): LayerNorm over channels
+    without an affine part. The paper says features of a BN-ReLU CNN and of a
+    LayerNorm ViT differ in scale; the kit removes scale and offset per location.
+    """
+    return F.layer_norm(x.float(), (x.shape[-1],), eps=eps)
+
+
+def feature_distance(student: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """d per location: mean over channels of (norm(student) - norm(target))^2, in [0, 4].
+
+    student, target: channels-last (B, h, w, C), same shape -> float32 (B, h, w).
+    The caller passes a detached target (stop-gradient).
+    """
+    if student.shape != target.shape:
+        raise ValueError(f"feature_distance: student {tuple(student.shape)} vs target {tuple(target.shape)}")
+    with float32_zone(student):
+        with torch.no_grad():  # the target is a constant: normalised without building a graph
+            target = channel_norm(target)
+        # F.mse_loss(reduction='none') is (a - b)^2 elementwise, one op forward and one backward (cheaper than .sub().pow(2)).
+        return F.mse_loss(channel_norm(student), target, reduction="none").mean(dim=-1)
 
 
 def resize_channels_last(x: torch.Tensor, size) -> torch.Tensor:
-    """Bilinear resize of a channels-last (B, h, w, C) map; the identity when it already has `size`."""
+    """Bilinear resize of a channels-last (B, h, w, C) map to `size`; the identity when it already has it."""
     if tuple(x.shape[1:3]) == tuple(size):
         return x
-    return channels_last(resize_to(x.permute(0, 3, 1, 2), size))
+    resized = F.interpolate(x.permute(0, 3, 1, 2), size=tuple(size), mode="bilinear", align_corners=False)
+    return channels_last(resized)
 
 
 class SRAttention(nn.Module):

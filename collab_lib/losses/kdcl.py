@@ -1,17 +1,19 @@
 """KDCL (Guo et al., CVPR 2020), its naive ensemble: both students learn the average of both.
 
-    q = softmax(((z_c + z_v) / 2) / T), detached
+    q = softmax(((z_c + z_v) / 2) / T), detached (sg)
     L_kdcl = T^2 * [ mean_valid KL(q || p_c^T) + mean_valid KL(q || p_v^T) ]
+    p^T = softmax(z / T) over the K classes,  KL(p || q) = sum_k p_k (log p_k - log q_k)  (nats)
 
+z: a student's logits (B, K, h, w) upsampled bilinearly to the labels (B, H, W)
+(the mean of upsampled logits = the upsampled mean: bilinear is linear); float32.
 The paper compares against KDCL; the kit implements KDCL's "naive" variant
-(mean of the logits, no per-sample weighting). Logits are upsampled bilinearly
-to the labels (the mean of upsampled logits = upsampled mean: bilinear is
-linear); float32.
+(mean of the logits, no per-sample weighting), as above.
 """
+import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import check_logits_pair, float32_zone, kl_map, masked_mean, upsample_logits
+from .checks import check_logits_pair, check_temperature, float32_zone
 
 
 class KDCLLoss(nn.Module):
@@ -20,26 +22,30 @@ class KDCLLoss(nn.Module):
     loss: 0-dim float32. info (detached): "cnn_learns", "vit_learns" (0-dim, times
     T^2), "ensemble_pred" ((B, H, W) int64, argmax of the soft target q), "kl_cnn_learns",
     "kl_vit_learns" ((B, H, W) nats at temperature T, 0 at ignored pixels).
+    The logits may also come at the labels' size.
     """
 
     def __init__(self, temperature: float = 1.0, ignore_index: int = 255):
         super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"temperature: expected > 0, got {temperature!r}")
-        self.temperature, self.ignore_index = float(temperature), ignore_index
+        self.temperature, self.ignore_index = check_temperature(temperature), ignore_index
 
     def forward(self, logits_cnn, logits_vit, target):
         check_logits_pair(logits_cnn, logits_vit, target)
-        T = self.temperature
-        valid = target != self.ignore_index
+        T, size = self.temperature, target.shape[-2:]
         with float32_zone(logits_cnn):
-            z_c = upsample_logits(logits_cnn, target.shape[-2:])
-            z_v = upsample_logits(logits_vit, target.shape[-2:])
+            z_c, z_v = (
+                z.float() if z.shape[-2:] == size else F.interpolate(z.float(), size=size, mode="bilinear", align_corners=False)
+                for z in (logits_cnn, logits_vit)
+            )
             log_q = F.log_softmax((z_c + z_v).detach() / (2 * T), dim=1)  # the ensemble teacher, a target only
-            kl_cnn_learns = kl_map(log_q, F.log_softmax(z_c / T, dim=1))  # KL(q || p_c^T)
-            kl_vit_learns = kl_map(log_q, F.log_softmax(z_v / T, dim=1))  # KL(q || p_v^T)
-            cnn_learns = T * T * masked_mean(kl_cnn_learns, valid)
-            vit_learns = T * T * masked_mean(kl_vit_learns, valid)
+            q = log_q.exp()
+            kl_cnn_learns = (q * (log_q - F.log_softmax(z_c / T, dim=1))).sum(1)  # KL(q || p_c^T), (B, H, W)
+            kl_vit_learns = (q * (log_q - F.log_softmax(z_v / T, dim=1))).sum(1)  # KL(q || p_v^T)
+            valid = target != self.ignore_index
+            pixels = valid.sum().clamp_min(1).float()  # mean over valid pixels; none valid: the terms are 0, not NaN
+            zero = torch.zeros_like(kl_cnn_learns)
+            cnn_learns = T * T * (torch.where(valid, kl_cnn_learns, zero).sum() / pixels)
+            vit_learns = T * T * (torch.where(valid, kl_vit_learns, zero).sum() / pixels)
         info = {
             "cnn_learns": cnn_learns.detach(),
             "vit_learns": vit_learns.detach(),

@@ -2,9 +2,16 @@
 
 Per pixel, a student teaches the other one only where it is reliable:
 
+    CE_A       = -log p_A(label)                          (T = 1, nats; per pixel)
     A teaches B at a pixel  <=>  valid  and  argmax(p_A) = label  and  CE_A < CE_B
     L_pixel = T^2 * [ mean over CNN-teaches pixels of KL(sg(p_c^T) || p_v^T)
                     + mean over ViT-teaches pixels of KL(sg(p_v^T) || p_c^T) ]
+    p^T = softmax(z / T) over the K classes,  KL(p || q) = sum_k p_k (log p_k - log q_k)
+
+z: a student's logits (B, K, h, w) upsampled bilinearly to the labels (B, H, W);
+everything float32. sg = stop-gradient (`.detach()`): the teacher's softened
+prediction is only a target. Each direction's mean divides by its own pixel
+count (0 pixels: that term is exactly 0, still in the graph).
 
 The paper names the rule "reliable prediction knowledge"; the kit implements it
 as above: correct and strictly lower CE (at T = 1, against the label); equal CE
@@ -12,14 +19,26 @@ transfers nothing; `require_correct=False` drops the correctness condition.
 `require_learner_wrong=True` (the kit's variant, not the paper's) also asks that
 the learner be wrong at that pixel, so knowledge moves only where it corrects a
 mistake, not where both students are right and one is merely more confident.
-Logits are upsampled bilinearly to the labels; everything is float32. Each
-direction's mean divides by its own pixel count (0 pixels: that term is 0).
+
+One computation, in two steps: `forward` takes the logits to the labels' size
+and their log-softmax, then `from_log_probs` decides and transfers. The
+combined loss (collaborative.py) calls `from_log_probs` directly with the
+log-softmax its CE term already computed: at T = 1 the CE and the transfer then
+share it (the same values; gradients equal up to float rounding,
+tests/test_losses_pixel.py checks both).
 """
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import check_logits_pair, float32_zone, fraction, kl_map, masked_mean, nll_map, upsample_logits
+from .checks import check_logits_pair, check_temperature, float32_zone
+
+
+def upsample_logits(logits: torch.Tensor, size) -> torch.Tensor:
+    """(B, K, h, w) logits -> float32 (B, K, H, W) at the labels' size (bilinear); unchanged if already there."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits.float()
+    return F.interpolate(logits.float(), size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def is_correct(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -31,6 +50,30 @@ def is_correct(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) 
     """
     label = torch.where(valid, target.long(), torch.zeros_like(target, dtype=torch.long))
     return valid & (logits.gather(1, label.unsqueeze(1)).squeeze(1) >= logits.amax(dim=1))
+
+
+def kl_map(log_p_teacher: torch.Tensor, log_p_student: torch.Tensor) -> torch.Tensor:
+    """KL(p_teacher || p_student) per pixel, in nats: (B, K, H, W) log-probabilities -> (B, H, W).
+
+    The caller passes `log_p_teacher.detach()` (stop-gradient): then autograd
+    records only the student's side (one product in the backward, no second exp as in F.kl_div).
+    """
+    return (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(1)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of `values` over `mask`; exactly 0 (still in the graph) when the mask is empty.
+
+    torch.where (not values * mask): a non-finite value outside the mask cannot
+    leak in; the count is clamped to 1 on the device (never read on the host).
+    """
+    total = torch.where(mask, values, torch.zeros_like(values)).sum()
+    return total / mask.sum().clamp_min(1).to(values.dtype)
+
+
+def fraction(mask: torch.Tensor, among: torch.Tensor) -> torch.Tensor:
+    """Share of `among` (bool) where `mask` holds; 0 when `among` is empty. A detached float32 0-dim tensor."""
+    return ((mask & among).sum() / among.sum().clamp_min(1)).float().detach()
 
 
 class PixelBSDLoss(nn.Module):
@@ -46,44 +89,41 @@ class PixelBSDLoss(nn.Module):
         "loss_cnn_teaches", "loss_vit_teaches"  0-dim, each direction's term (times T^2)
         "frac_cnn_teaches", "frac_vit_teaches", "frac_both_right", "frac_both_wrong"
                    0-dim, shares of the valid pixels
-
-    Optional `log_probs=(log_p_cnn, log_p_vit)`: F.log_softmax over classes of
-    exactly these logits at label resolution (float32, (B, K, H, W), with their
-    graph), as CollaborativeLoss has already computed them for its CE term. The
-    decision reads each pixel's CE from them and, at T = 1, the transfer uses
-    them as p^T: nothing is computed twice, the result is the same.
+    The logits may also come at the labels' size (then nothing is resized).
     """
 
     def __init__(self, temperature: float = 1.0, require_correct: bool = True, ignore_index: int = 255,
                  require_learner_wrong: bool = False):
         super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"temperature: expected > 0, got {temperature!r}")
-        self.temperature, self.require_correct, self.ignore_index = float(temperature), require_correct, ignore_index
+        self.temperature, self.require_correct, self.ignore_index = check_temperature(temperature), require_correct, ignore_index
         self.require_learner_wrong = require_learner_wrong
 
-    def forward(self, logits_cnn, logits_vit, target, log_probs=None):
+    def forward(self, logits_cnn, logits_vit, target):
         check_logits_pair(logits_cnn, logits_vit, target)
-        T = self.temperature
         with float32_zone(logits_cnn):
             z_c = upsample_logits(logits_cnn, target.shape[-2:])
             z_v = upsample_logits(logits_vit, target.shape[-2:])
-            if log_probs is None:
-                log_probs = F.log_softmax(z_c, dim=1), F.log_softmax(z_v, dim=1)
-            elif not all(isinstance(lp, torch.Tensor) and lp.shape == z_c.shape for lp in log_probs):
-                shapes = [tuple(lp.shape) if isinstance(lp, torch.Tensor) else type(lp).__name__ for lp in log_probs]
-                raise ValueError(f"log_probs: expected two log-probability maps of shape {tuple(z_c.shape)}, got {shapes}")
+            return self.from_log_probs(z_c, z_v, F.log_softmax(z_c, dim=1), F.log_softmax(z_v, dim=1), target)
 
-            # Softened log-probabilities for the transfer (at T = 1: the plain log-softmax).
-            if T == 1.0:
-                log_p_c, log_p_v = log_probs
-            else:
-                log_p_c, log_p_v = F.log_softmax(z_c / T, dim=1), F.log_softmax(z_v / T, dim=1)
+    def from_log_probs(self, z_c, z_v, log_p_c, log_p_v, target):
+        """The loss from logits at the labels' size and their log-softmax: (loss, info) as forward's.
 
+        z_c, z_v: float32 (B, K, H, W) logits at the labels' size (H, W).
+        log_p_c, log_p_v: F.log_softmax(z, dim=1) of exactly these logits (T = 1), with their graph.
+        The decision reads each pixel's CE from them; at T = 1 the transfer uses them as p^T.
+        """
+        if not (log_p_c.shape == log_p_v.shape == z_c.shape == z_v.shape and z_c.shape[-2:] == target.shape[-2:]):
+            shapes = ", ".join(str(tuple(t.shape)) for t in (z_c, z_v, log_p_c, log_p_v, target))
+            raise ValueError(f"from_log_probs: expected z_c, z_v, log_p_c, log_p_v of one shape (B, K, H, W) "
+                             f"and target (B, H, W), got {shapes}")
+        T = self.temperature
+        with float32_zone(z_c):
             # The decision: a few lines of tensor code, no gradient. CE at T = 1, against the label.
             with torch.no_grad():
-                ce_c, valid = nll_map(log_probs[0], target, self.ignore_index)
-                ce_v, _ = nll_map(log_probs[1], target, self.ignore_index)
+                labels = target.long()
+                valid = labels != self.ignore_index
+                ce_c = F.nll_loss(log_p_c, labels, ignore_index=self.ignore_index, reduction="none")  # (B, H, W)
+                ce_v = F.nll_loss(log_p_v, labels, ignore_index=self.ignore_index, reduction="none")
                 right_c, right_v = is_correct(z_c, target, valid), is_correct(z_v, target, valid)
                 reliable_c = right_c if self.require_correct else valid
                 reliable_v = right_v if self.require_correct else valid
@@ -93,7 +133,9 @@ class PixelBSDLoss(nn.Module):
                     cnn_teaches = cnn_teaches & ~right_v
                     vit_teaches = vit_teaches & ~right_c
 
-            # The transfer: the teacher's softened prediction is a target (detached).
+            # The transfer: softened log-probabilities (at T = 1 the ones above); the teacher's is a target (detached).
+            if T != 1.0:
+                log_p_c, log_p_v = F.log_softmax(z_c / T, dim=1), F.log_softmax(z_v / T, dim=1)
             kl_vit_learns = kl_map(log_p_c.detach(), log_p_v)  # KL(sg(p_c^T) || p_v^T)
             kl_cnn_learns = kl_map(log_p_v.detach(), log_p_c)  # KL(sg(p_v^T) || p_c^T)
             loss_cnn_teaches = T * T * masked_mean(kl_vit_learns, cnn_teaches)

@@ -3,10 +3,18 @@
 Per region of the feature grid, the student with the lower mean CE against the
 labels teaches the other one, in feature space:
 
-    L_region = mean over CNN-teaches regions of d(to_cnn(embed_v), sg(embed_c))
-             + mean over ViT-teaches regions of d(to_vit(embed_c), sg(embed_v))
+    CE_c(r), CE_v(r) = mean over the valid label pixels of region r of each student's CE (nats)
+    CNN teaches in r  <=>  CE_c(r) < CE_v(r);   ViT teaches in r  <=>  CE_v(r) < CE_c(r)
+    L_region = mean over CNN-teaches regions r of mean_cells(r) d(to_cnn(embed_v), sg(embed_c))
+             + mean over ViT-teaches regions r of mean_cells(r) d(to_vit(embed_c), sg(embed_v))
+    d(a, b)  = mean_channels (norm(a) - norm(b))^2,  norm = standardise over channels (HFD's d, hfd.py)
 
-How the kit lays regions over the labels (the paper is silent):
+embed_c (B, E_c, h, w), embed_v (B, E_v, h, w) at stride 4; to_cnn, to_vit: 1x1
+convs (connectors) on the learning side only; sg = stop-gradient (`.detach()`):
+the teacher's embed is only a target. d is in [0, 4] (about 2 for unrelated features).
+
+The paper names "regions" and "the more reliable student" without fixing the
+layout; the kit implements them as follows.
 - The grid lives on embed_cnn's cells (h, w). A region is region_size x
   region_size cells; the grid has ceil(h/region_size) x ceil(w/region_size)
   regions, the last row/column partial when h or w does not divide.
@@ -18,28 +26,120 @@ How the kit lays regions over the labels (the paper is silent):
   region_size * s label pixels per side, s the integer label stride of
   embed_cnn (4). Labels whose size is not exactly s*h are cropped or padded
   (as ignore) to s*h x s*w first: fewer than s rows/columns change.
-- The decision is taken without gradient (logits are only read, detached).
-- A region's d is the mean of the per-cell `feature_distance` over all its cells
-  (also cells whose pixels are partly ignore: the decision used the valid
-  pixels, the transfer covers the region).
-- Each connector runs only where its direction is needed, in one of two ways
-  that agree up to float rounding: on a CPU the cells of the regions that go that way are
-  gathered first (`index_select` of their rows), so the matrix products cover
-  only them (about half the work: every cell goes at most one way); on an
-  accelerator the connectors run on every cell and a mask keeps the chosen
-  ones, because a data-dependent gather would make the host wait for the
-  device every step. `gather_cells` overrides the choice.
+- The decision is taken without gradient (the logits are only read, detached);
+  a region with no valid pixel, or with equal CE, transfers nothing.
+- A region's d is the mean of the per-cell d over all its cells (also cells
+  whose pixels are partly ignore: the decision used the valid pixels, the
+  transfer covers the region).
 - Each direction's mean divides by its own region count; with no region going
   one way that term is exactly 0 (and still in the graph, so both connectors
   get a (zero) gradient every step, as DDP without find_unused_parameters needs).
+
+One computation, in two steps: `forward` computes each student's CE per pixel,
+then `from_ce_maps` decides and transfers. The combined loss (collaborative.py)
+calls `from_ce_maps` directly with the CE maps its CE term already computed
+(the same maps: the same result).
+
+The transfer's plain form is `transfer_map`: each connector on every cell, a
+mask keeps the cells whose region goes its way. Beside it,
+`transfer_map_gathered` gives the same d (equal up to float rounding;
+tests/test_losses_region.py checks values and gradients) running each
+connector only on those cells, about half the matrix products since a cell
+goes at most one way. The loss uses the gathered form on a CPU; off the CPU
+its data-dependent size would make the host wait for the device every step,
+so the plain form runs there (`gather_cells` overrides).
 """
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ._common import (
-    channels_last, check_aspect, check_batch, check_map, check_target, feature_distance, float32_zone, fit_to,
-    fraction, label_stride, masked_mean, pixel_ce, region_pool, region_weighted_mean, resize_to, upsample_logits,
-)
+from .checks import check_aspect, check_batch, check_logits_pair, check_map, check_target, float32_zone, label_stride
+
+
+def upsample_logits(logits: torch.Tensor, size) -> torch.Tensor:
+    """(B, K, h, w) logits -> float32 (B, K, H, W) at the labels' size (bilinear); unchanged if already there."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits.float()
+    return F.interpolate(logits.float(), size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def fit_to(x: torch.Tensor, size) -> torch.Tensor:
+    """Crop or zero-pad the last two dims of x to `size` (bottom/right side only).
+
+    Lays label-resolution maps exactly over s*h x s*w: labels whose size is not
+    a multiple of the stride lose or gain fewer than s rows/columns (padded
+    pixels carry weight 0, i.e. they count as ignore).
+    """
+    H, W = size
+    x = x[..., :H, :W]
+    pad_h, pad_w = H - x.shape[-2], W - x.shape[-1]
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h))
+    return x
+
+
+def region_mean(values: torch.Tensor, weights: torch.Tensor, cell: int):
+    """Weighted mean of each channel of `values` (B, n, H, W) over cell x cell blocks, weights (B, H, W) float.
+
+    Returns mean (B, n, ceil(H/cell), ceil(W/cell)), NaN where a block has no
+    weight, and has_weight (B, Hr, Wr) bool. One pooling of [w*v..., w]: the
+    ratio of two block means is the weighted mean (avg_pool2d's divisor cancels,
+    also in a partial last block).
+    """
+    w = weights.unsqueeze(1)
+    pooled = F.avg_pool2d(torch.cat([values * w, w], dim=1), cell, cell, ceil_mode=True)
+    weight = pooled[:, -1:]
+    has_weight = weight > 0
+    mean = pooled[:, :-1] / torch.where(has_weight, weight, torch.ones_like(weight))
+    return torch.where(has_weight, mean, torch.full_like(mean, math.nan)), has_weight[:, 0]
+
+
+def regions_to_pixels(region_map: torch.Tensor, region_pixels: int, size) -> torch.Tensor:
+    """Paint a (B, Hr, Wr) region map onto label pixels (B, H, W), e.g. to draw or count directions per class.
+
+    Each region covers region_pixels x region_pixels label pixels from the top-left
+    (the same layout as RegionBSDLoss); the result is cropped to `size`. With
+    region_pixels = region_size and the feature grid's size, it paints regions onto cells.
+    """
+    up = region_map.repeat_interleave(region_pixels, dim=-2).repeat_interleave(region_pixels, dim=-1)
+    return fit_to(up, size)  # label pixels beyond the grid (< one stride) were not counted: 0
+
+
+def feature_distance(student: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """d per row: mean over channels of (norm(student) - norm(target))^2; rows (N, E) -> float32 (N,).
+
+    HFD's d (the same operations as hfd.feature_distance). The caller passes a detached target.
+    """
+    with float32_zone(student):
+        with torch.no_grad():  # the target is a constant: normalised without building a graph
+            target = F.layer_norm(target.float(), target.shape[-1:], eps=1e-5)
+        student = F.layer_norm(student.float(), student.shape[-1:], eps=1e-5)
+        return F.mse_loss(student, target, reduction="none").mean(dim=-1)
+
+
+def transfer_map(connector: nn.Module, learner: torch.Tensor, teacher: torch.Tensor, cells: torch.Tensor):
+    """d(connector(learner), sg(teacher)) per cell where `cells` holds, 0 elsewhere.
+
+    learner (N, E_in), teacher (N, E_out): the cells' features as rows, N = B*h*w
+    in the order of cells (B, h, w) bool -> float32 (B, h, w). The connector
+    runs on every cell; the mask keeps the learning ones.
+    """
+    d = feature_distance(connector(learner), teacher.detach()).view(cells.shape)
+    return torch.where(cells, d, torch.zeros_like(d))
+
+
+def transfer_map_gathered(connector: nn.Module, learner: torch.Tensor, teacher: torch.Tensor, cells: torch.Tensor):
+    """`transfer_map`, computing only the learning cells: their rows are gathered (index_select) first.
+
+    The same values and gradients up to float rounding, with the connector's
+    matrix products over the learning cells only. The number of rows depends
+    on the data: on an accelerator it would make the host wait for the device.
+    """
+    rows = torch.arange(cells.numel(), device=cells.device)[cells.flatten()]  # (n,) indices of the learning cells
+    d = feature_distance(connector(learner.index_select(0, rows)), teacher.detach().index_select(0, rows))
+    return torch.zeros(cells.numel(), dtype=d.dtype, device=d.device).index_copy(0, rows, d).view(cells.shape)
 
 
 class RegionBSDLoss(nn.Module):
@@ -56,21 +156,15 @@ class RegionBSDLoss(nn.Module):
                          pixels; NaN where the region has no valid pixel
         "region_valid"   bool, the region has at least one valid pixel
         "dist_vit_learns", "dist_cnn_learns"  float32 per-region d of each direction where
-                         that direction is chosen, 0 elsewhere (not computed there)
+                         that direction is chosen, 0 elsewhere
         "loss_cnn_teaches", "loss_vit_teaches"  0-dim, each direction's term
         "frac_cnn_teaches", "frac_vit_teaches"  0-dim, share of the valid regions
+    The logits may also come at the labels' size (CollaborativeLoss upsamples them once for all terms).
     After a forward, `self.region_pixels` is the side of a region in label pixels
     (region_size * stride), for `regions_to_pixels`.
 
-    Optional `ce_maps=(ce_cnn, ce_vit)`: each student's per-pixel CE at label
-    resolution (B, H, W), 0 at ignored pixels, of exactly these logits (upsampled
-    bilinearly), as CollaborativeLoss has already computed them for its CE term.
-    The decision then reads them (detached) instead of computing them again; the
-    result is the same.
-
-    `gather_cells`: None (default) gathers the learning cells before the connectors
-    on a CPU and masks a dense computation elsewhere; True / False force one way
-    (both give the same loss and gradients up to float rounding).
+    `gather_cells`: None (default) uses `transfer_map_gathered` on a CPU and
+    `transfer_map` elsewhere; True / False force one (same loss and gradients up to float rounding).
     """
 
     def __init__(
@@ -86,46 +180,51 @@ class RegionBSDLoss(nn.Module):
         self.region_size, self.ignore_index = region_size, ignore_index
         self.gather_cells = gather_cells
         # Connectors on the learning side only; the target is always the teacher's own embed.
-        # 1x1 convs, written as nn.Linear over channels-last maps (the same map, one matrix product).
+        # 1x1 convs, written as nn.Linear over channels-last rows (the same map, one matrix product).
         self.to_cnn = nn.Linear(vit_channels, cnn_channels)  # ViT learns when the CNN teaches
         self.to_vit = nn.Linear(cnn_channels, vit_channels)  # CNN learns when the ViT teaches
         self.region_pixels = None
 
-    def forward(self, embed_cnn, embed_vit, logits_cnn, logits_vit, target, ce_maps=None):
+    def forward(self, embed_cnn, embed_vit, logits_cnn, logits_vit, target):
+        check_logits_pair(logits_cnn, logits_vit, target)
+        # Each student's CE per pixel at label resolution: what the decision reads. No gradient: only a reading.
+        with torch.no_grad(), float32_zone(logits_cnn):
+            size, labels = target.shape[-2:], target.long()
+            ce_cnn, ce_vit = (  # (B, H, W) nats, 0 at ignored pixels
+                F.cross_entropy(upsample_logits(z.detach(), size), labels, ignore_index=self.ignore_index, reduction="none")
+                for z in (logits_cnn, logits_vit)
+            )
+        return self.from_ce_maps(embed_cnn, embed_vit, ce_cnn, ce_vit, target)
+
+    def from_ce_maps(self, embed_cnn, embed_vit, ce_cnn, ce_vit, target):
+        """The loss from the embeds and each student's per-pixel CE: (loss, info) as forward's.
+
+        ce_cnn, ce_vit: float32 (B, H, W), each student's CE (nats) at label resolution
+        against `target`, 0 at ignored pixels: F.cross_entropy(upsampled logits,
+        target, reduction="none"), as forward computes it. Only read (detached).
+        """
         check_map("embed_cnn", embed_cnn, self.cnn_channels)
         check_map("embed_vit", embed_vit, self.vit_channels)
-        check_map("logits_cnn", logits_cnn, what="logit map")
-        check_map("logits_vit", logits_vit, what="logit map")
-        for name, x in (("embed_vit", embed_vit), ("logits_cnn", logits_cnn), ("logits_vit", logits_vit)):
-            check_batch(name, x, "embed_cnn", embed_cnn)
-        if logits_cnn.shape[1] != logits_vit.shape[1]:
-            raise ValueError(f"logits_vit: {logits_vit.shape[1]} classes, expected logits_cnn's {logits_cnn.shape[1]}")
+        check_batch("embed_vit", embed_vit, "embed_cnn", embed_cnn)
         check_target(target, embed_cnn.shape[0], "embed_cnn")
+        for name, ce in (("ce_cnn", ce_cnn), ("ce_vit", ce_vit)):
+            if not isinstance(ce, torch.Tensor) or ce.shape != target.shape:
+                shape = tuple(ce.shape) if isinstance(ce, torch.Tensor) else type(ce).__name__
+                raise ValueError(f"{name}: expected a per-pixel CE map of the target's shape {tuple(target.shape)}, got {shape}")
         stride = label_stride("embed_cnn", embed_cnn, target)
-        label_stride("logits_cnn", logits_cnn, target)
-        label_stride("logits_vit", logits_vit, target)
         check_aspect("embed_vit", embed_vit.shape[-2:], "embed_cnn", embed_cnn.shape[-2:])
-        if ce_maps is not None:
-            for name, ce in zip(("ce_maps[0]", "ce_maps[1]"), ce_maps):
-                if not isinstance(ce, torch.Tensor) or ce.shape != target.shape:
-                    shape = tuple(ce.shape) if isinstance(ce, torch.Tensor) else type(ce).__name__
-                    raise ValueError(f"{name}: expected a per-pixel CE map of the target's shape {tuple(target.shape)}, got {shape}")
         h, w = embed_cnn.shape[-2:]
-        embed_vit = resize_to(embed_vit, (h, w))
+        if tuple(embed_vit.shape[-2:]) != (h, w):
+            embed_vit = F.interpolate(embed_vit, size=(h, w), mode="bilinear", align_corners=False)
         cell = self.region_size * stride  # side of a region in label pixels
         self.region_pixels = cell
 
         # 1. Who is reliable where: mean CE per region over valid pixels. A decision, not a loss.
-        with torch.no_grad(), float32_zone(logits_cnn):
-            if ce_maps is None:
-                size = target.shape[-2:]
-                ce_c, valid = pixel_ce(upsample_logits(logits_cnn.detach(), size), target, self.ignore_index)
-                ce_v, _ = pixel_ce(upsample_logits(logits_vit.detach(), size), target, self.ignore_index)
-            else:  # the same maps, already computed by the caller
-                ce_c, ce_v = (ce.detach().float() for ce in ce_maps)
-                valid = target != self.ignore_index
+        with torch.no_grad(), float32_zone(embed_cnn):
+            ce_c, ce_v = ce_cnn.detach().float(), ce_vit.detach().float()
+            valid = target != self.ignore_index
             grid = (h * stride, w * stride)  # label pixels under the feature grid
-            region_ce, region_valid = region_weighted_mean(
+            region_ce, region_valid = region_mean(
                 fit_to(torch.stack([ce_c, ce_v], dim=1), grid), fit_to(valid.float(), grid), cell
             )
             region_ce_c, region_ce_v = region_ce.unbind(1)
@@ -134,20 +233,28 @@ class RegionBSDLoss(nn.Module):
             vit_teaches = region_ce_v < region_ce_c  # equal CE: neither
             direction = cnn_teaches.long() - vit_teaches.long()
 
-        # 2. The transfer, on the cells of the regions that go each way: the learner's embed through
-        # its connector chases the teacher's (detached) embed. d per cell, 0 on the other cells
-        # (regions_to_pixels with region_size paints each region onto its feature cells).
+        # 2. The transfer, per cell: the learner's embed through its connector chases the teacher's
+        # (detached) embed, on the cells of the regions that go its way; d = 0 on the other cells.
         # One channels-last copy of each embed, as rows (B*h*w, E): the learner's input and (detached) the target.
-        rows_c = channels_last(embed_cnn).reshape(-1, self.cnn_channels)
-        rows_v = channels_last(embed_vit).reshape(-1, self.vit_channels)
+        rows_c = embed_cnn.permute(0, 2, 3, 1).reshape(-1, self.cnn_channels)
+        rows_v = embed_vit.permute(0, 2, 3, 1).reshape(-1, self.vit_channels)
+        cells_vit_learns = regions_to_pixels(cnn_teaches, self.region_size, (h, w))  # each region painted on its cells
+        cells_cnn_learns = regions_to_pixels(vit_teaches, self.region_size, (h, w))
+        gather = self.gather_cells if self.gather_cells is not None else embed_cnn.device.type == "cpu"
+        transfer = transfer_map_gathered if gather else transfer_map  # the same d (see the module docstring)
         dist = torch.stack([
-            self.transfer_map(self.to_cnn, rows_v, rows_c, regions_to_pixels(cnn_teaches, self.region_size, (h, w))),
-            self.transfer_map(self.to_vit, rows_c, rows_v, regions_to_pixels(vit_teaches, self.region_size, (h, w))),
+            transfer(self.to_cnn, rows_v, rows_c.detach(), cells_vit_learns),  # d(to_cnn(embed_v), sg(embed_c))
+            transfer(self.to_vit, rows_c, rows_v.detach(), cells_cnn_learns),  # d(to_vit(embed_c), sg(embed_v))
         ], dim=1)
-        # Per-region mean d: exact where the direction is chosen (all its cells carry d), 0 elsewhere.
-        dist_vit_learns, dist_cnn_learns = region_pool(dist, self.region_size).unbind(1)
-        loss_cnn_teaches = masked_mean(dist_vit_learns, cnn_teaches)  # own region count
-        loss_vit_teaches = masked_mean(dist_cnn_learns, vit_teaches)
+
+        # 3. Per-region mean d (exact where the direction is chosen: all its cells carry d; 0 elsewhere),
+        # then each direction's mean over its own regions: exactly 0, still in the graph, when none goes
+        # that way (torch.where, so nothing from another region leaks in; the counts stay on the device).
+        dist_vit_learns, dist_cnn_learns = F.avg_pool2d(dist, self.region_size, self.region_size, ceil_mode=True).unbind(1)
+        zero = torch.zeros_like(dist_vit_learns)
+        loss_cnn_teaches = torch.where(cnn_teaches, dist_vit_learns, zero).sum() / cnn_teaches.sum().clamp_min(1).float()
+        loss_vit_teaches = torch.where(vit_teaches, dist_cnn_learns, zero).sum() / vit_teaches.sum().clamp_min(1).float()
+        valid_regions = region_valid.sum().clamp_min(1)
 
         info = {
             "direction": direction,
@@ -158,31 +265,7 @@ class RegionBSDLoss(nn.Module):
             "dist_cnn_learns": dist_cnn_learns.detach(),
             "loss_cnn_teaches": loss_cnn_teaches.detach(),
             "loss_vit_teaches": loss_vit_teaches.detach(),
-            "frac_cnn_teaches": fraction(cnn_teaches, region_valid),
-            "frac_vit_teaches": fraction(vit_teaches, region_valid),
+            "frac_cnn_teaches": ((cnn_teaches & region_valid).sum() / valid_regions).float(),
+            "frac_vit_teaches": ((vit_teaches & region_valid).sum() / valid_regions).float(),
         }
         return loss_cnn_teaches + loss_vit_teaches, info
-
-    def transfer_map(self, connector: nn.Module, learner: torch.Tensor, teacher: torch.Tensor, cells: torch.Tensor):
-        """d(connector(learner), sg(teacher)) per cell where `cells` holds, 0 elsewhere.
-
-        learner (N, E_in), teacher (N, E_out): the cells' features as rows, N = B*h*w in
-        the order of cells (B, h, w) bool -> float32 (B, h, w).
-        """
-        gather = self.gather_cells if self.gather_cells is not None else learner.device.type == "cpu"
-        if gather:  # only the learning cells go through the connector (no device to wait for on a CPU)
-            rows = torch.arange(cells.numel(), device=cells.device)[cells.flatten()]  # (n,) indices of the learning cells
-            d = feature_distance(connector(learner.index_select(0, rows)), teacher.detach().index_select(0, rows))
-            return torch.zeros(cells.numel(), dtype=d.dtype, device=d.device).index_copy(0, rows, d).view(cells.shape)
-        d = feature_distance(connector(learner), teacher.detach()).view(cells.shape)
-        return torch.where(cells, d, torch.zeros_like(d))
-
-
-def regions_to_pixels(region_map: torch.Tensor, region_pixels: int, size) -> torch.Tensor:
-    """Paint a (B, Hr, Wr) region map onto label pixels (B, H, W), e.g. to draw or count directions per class.
-
-    Each region covers region_pixels x region_pixels label pixels from the top-left
-    (the same layout as RegionBSDLoss); the result is cropped to `size`.
-    """
-    up = region_map.repeat_interleave(region_pixels, dim=-2).repeat_interleave(region_pixels, dim=-1)
-    return fit_to(up, size)  # label pixels beyond the grid (< one stride) were not counted: 0
