@@ -14,7 +14,6 @@ be regenerated from the committed runs (results/sweeps, results/cpu) and checked
 Folders are relative to the repository root; pass root= to read them elsewhere.
 """
 import ast
-import functools
 import json
 import math
 import statistics
@@ -281,10 +280,24 @@ _RUNTIME = {"run_dir", "resume", "overwrite", "seed", "device", "precision", "co
             "progress", "stop_at_step", "data_root"}
 
 
-def _git_show(commit: str, path: str, root) -> str | None:
-    """The file at `commit`, or None when the commit or the file is not in this clone."""
-    done = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=root, capture_output=True, text=True)
-    return done.stdout if done.returncode == 0 else None
+def _git_show(specs, root) -> dict:
+    """{"<commit>:<path>": the file's text, or None when the commit or the file is not in this clone},
+    read with one `git cat-file --batch` (one process for every file, not one per file)."""
+    specs = list(dict.fromkeys(specs))
+    done = subprocess.run(["git", "cat-file", "--batch"], cwd=root, input="".join(f"{s}\n" for s in specs).encode(),
+                          capture_output=True)
+    out, files, at = done.stdout, {}, 0
+    for spec in specs:
+        end = out.index(b"\n", at)
+        header = out[at:end].split()
+        at = end + 1
+        if len(header) != 3:  # "<spec> missing" (or ambiguous)
+            files[spec] = None
+            continue
+        size = int(header[2])
+        files[spec] = out[at:at + size].decode()
+        at += size + 1
+    return files
 
 
 def _literal(node, names: dict):
@@ -302,35 +315,42 @@ def _literal(node, names: dict):
     return ast.literal_eval(node)
 
 
-@functools.lru_cache(maxsize=None)
 def recipe_at(commit: str, recipe_base: str = "_CPU_BASE", root=REPO_ROOT) -> dict | None:
     """What the `cpu` recipe trained at `commit`: TrainConfig's defaults in that commit's collab_lib/config.py,
     overlaid with its `_CPU_BASE` in collab_lib/experiments.py (both read with git, evaluated as literals).
     None when the commit is not in this clone (a shallow clone)."""
-    source = _git_show(commit, "collab_lib/config.py", root)
-    if source is None:
-        return None
-    values = {}
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ClassDef) and node.name == "TrainConfig":
-            for item in node.body:
-                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.value is not None:
-                    default = item.value.args[0] if isinstance(item.value, ast.Call) and item.value.args else item.value
-                    try:
-                        values[item.target.id] = ast.literal_eval(default)
-                    except ValueError:
-                        pass
-    experiments = _git_show(commit, "collab_lib/experiments.py", root)
-    names = {}
-    for node in ast.parse(experiments or "").body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
-                and node.targets[0].id.endswith("_BASE"):
-            try:
-                names[node.targets[0].id] = _literal(node.value, names)
-            except (ValueError, KeyError):
-                pass
-    values.update(names.get(recipe_base, {}))
-    return {key: _plain(value) for key, value in values.items()}
+    return _recipes_at([commit], recipe_base, root)[commit]
+
+
+def _recipes_at(commits, recipe_base: str, root) -> dict:
+    files = _git_show([f"{c}:collab_lib/{name}" for c in commits for name in ("config.py", "experiments.py")], root)
+    recipes = {}
+    for commit in commits:
+        source, experiments = files[f"{commit}:collab_lib/config.py"], files[f"{commit}:collab_lib/experiments.py"]
+        if source is None:
+            recipes[commit] = None
+            continue
+        values = {}
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ClassDef) and node.name == "TrainConfig":
+                for item in node.body:
+                    if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.value is not None:
+                        default = item.value.args[0] if isinstance(item.value, ast.Call) and item.value.args else item.value
+                        try:
+                            values[item.target.id] = ast.literal_eval(default)
+                        except ValueError:
+                            pass
+        names = {}
+        for node in ast.parse(experiments or "").body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                    and node.targets[0].id.endswith("_BASE"):
+                try:
+                    names[node.targets[0].id] = _literal(node.value, names)
+                except (ValueError, KeyError):
+                    pass
+        values.update(names.get(recipe_base, {}))
+        recipes[commit] = {key: _plain(value) for key, value in values.items()}
+    return recipes
 
 
 def _plain(value):
@@ -353,13 +373,13 @@ def stale_commits(root=REPO_ROOT, results: str = "results") -> list:
 
     today = {key: _plain(value) for key, value in
              TrainConfig.from_dict({**RECIPES["cpu"].base, "run_dir": "x"}).to_dict().items()}
+    runs = [(path, json.loads(path.read_text())) for path in sorted(Path(root, results).rglob("config.json"))]
+    runs = [(path, info) for path, info in runs if info.get("git_commit")]
+    recipes = _recipes_at(sorted({info["git_commit"] for _, info in runs}), "_CPU_BASE", root)
     stale = []
-    for path in sorted(Path(root, results).rglob("config.json")):
-        info = json.loads(path.read_text())
-        commit, config = info.get("git_commit"), info.get("config", {})
-        if not commit:
-            continue
-        then = recipe_at(commit, root=root)
+    for path, info in runs:
+        commit, config = info["git_commit"], info.get("config", {})
+        then = recipes[commit]
         if then is None:
             raise RuntimeError(f"{path}: its git_commit {commit} is not in this clone (a shallow clone?): "
                                "fetch the full history to check provenance")
