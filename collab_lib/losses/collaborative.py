@@ -123,8 +123,9 @@ class CollaborativeLoss(nn.Module):
         self.last_info = {}
 
     def compile_terms(self, mode: str | None = None) -> "CollaborativeLoss":
-        """torch.compile each term's module (HFD, region and pixel BSD, DML, KDCL) in place,
-        and the two BSD entries forward calls (`RegionBSDLoss.from_ce_maps`, `PixelBSDLoss.from_log_probs`).
+        """torch.compile, in place, what forward calls of each term: the module itself (HFD, DML,
+        KDCL: `module.compile()`), or the BSD terms' second entry (`RegionBSDLoss.from_ce_maps`,
+        `PixelBSDLoss.from_log_probs`, which their own forward also calls). One compiled piece a term.
 
         On a GPU a term is dozens of small kernels, each launched from Python; compiled, its
         elementwise work fuses into a few. The ramp and the sum stay eager: `progress` changes
@@ -134,12 +135,12 @@ class CollaborativeLoss(nn.Module):
         are then overwritten by its next call, so read them before the next step).
         """
         for module in self.children():
-            module.compile(mode=mode)
-        # forward calls the BSD terms through their second entry (shared CE), which module.compile does not cover.
-        if "region" in self.weights:
-            self.region.from_ce_maps = torch.compile(self.region.from_ce_maps, mode=mode)
-        if "pixel" in self.weights:
-            self.pixel.from_log_probs = torch.compile(self.pixel.from_log_probs, mode=mode)
+            if isinstance(module, RegionBSDLoss):
+                module.from_ce_maps = torch.compile(module.from_ce_maps, mode=mode)
+            elif isinstance(module, PixelBSDLoss):
+                module.from_log_probs = torch.compile(module.from_log_probs, mode=mode)
+            else:
+                module.compile(mode=mode)
         return self
 
     def ramp(self, progress: float) -> float:
