@@ -1,7 +1,6 @@
 """Per-class teaching counts, the evidence report and the paired gain table (the kit's own studies and
 their checks against the committed runs: research/tests/test_ledger.py)."""
 import json
-from pathlib import Path
 
 import pytest
 import torch
