@@ -1,4 +1,4 @@
-"""The whole objective of method.md, for every method the kit compares.
+"""The whole objective (docs/method.md, "The total objective"), for every method the kit compares.
 
     L = CE_c + CE_v + r(t) * distill
     independent: distill = 0 (and L is exactly CE_c + CE_v)

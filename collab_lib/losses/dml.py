@@ -9,7 +9,7 @@ z: a student's logits (B, K, h, w) upsampled bilinearly to the labels (B, H, W);
 float32. sg = stop-gradient (`.detach()`): the other student's prediction is only
 a target. This is pixel-wise BSD (pixel_bsd.py) without any selection, which is
 why the kit uses it as the baseline; the paper compares against DML and the kit
-implements it as above.
+implements it as above (docs/method.md, "Baselines").
 """
 import torch
 import torch.nn.functional as F

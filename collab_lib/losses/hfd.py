@@ -26,6 +26,7 @@ Every 1x1 conv here is an nn.Linear over channels-last maps (B, h, w, C): the
 same map, one matrix product, and the channel normalisation after it is one
 fused layer_norm (cheaper on a CPU than NCHW means and variances; benchmarks/RESULTS.md has the cost).
 The projectors exist only for training: the trainer optimises `HFDLoss.parameters()` with the students.
+The kit's specification: docs/method.md, "HFD".
 """
 import torch
 import torch.nn.functional as F

@@ -7,7 +7,7 @@
 z: a student's logits (B, K, h, w) upsampled bilinearly to the labels (B, H, W)
 (the mean of upsampled logits = the upsampled mean: bilinear is linear); float32.
 The paper compares against KDCL; the kit implements KDCL's "naive" variant
-(mean of the logits, no per-sample weighting), as above.
+(mean of the logits, no per-sample weighting), as above (docs/method.md, "Baselines").
 """
 import torch
 import torch.nn.functional as F

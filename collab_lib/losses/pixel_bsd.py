@@ -26,6 +26,7 @@ combined loss (collaborative.py) calls `from_log_probs` directly with the
 log-softmax its CE term already computed: at T = 1 the CE and the transfer then
 share it (the same values; gradients equal up to float rounding,
 tests/test_losses_pixel.py checks both).
+The kit's specification: docs/method.md, "Pixel-wise BSD".
 """
 import torch
 import torch.nn.functional as F

@@ -48,6 +48,7 @@ connector only on those cells, about half the matrix products since a cell
 goes at most one way. The loss uses the gathered form on a CPU; off the CPU
 its data-dependent size would make the host wait for the device every step,
 so the plain form runs there (`gather_cells` overrides).
+The kit's specification: docs/method.md, "Region-wise BSD".
 """
 import math
 
