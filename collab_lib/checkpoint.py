@@ -10,11 +10,15 @@ and safe: no pickled code runs). Its keys:
     rng                       list, one entry per process: python, numpy, torch CPU and CUDA states
     best                      {"miou": mean of the two students' val mIoU, "step", "cnn_miou", "vit_miou"}
     last_eval                 the latest evaluation (as in metrics.json's "final_val"), or None
+    last_train_eval           the latest evaluation of the training subset ("final_train"), or None
+                              (absent in checkpoints written before it existed)
     train_time_s, wall_time_s seconds so far, over every session of the run
     config                    TrainConfig.to_dict()
 
 best.pt holds only step, cnn, vit, loss, best and config: it is for evaluating
-and showing the best students, last.pt is for resuming.
+and showing the best students, last.pt is for resuming. The snapshots
+step_<n>.pt (TrainConfig.snapshot_steps) hold step, cnn, vit, loss and config:
+the weights alone, for pictures of how training went.
 
 There is no learning-rate scheduler state: the schedule is a function of `step`
 (collab_lib/optim.py).
@@ -61,6 +65,11 @@ def save_checkpoint(path, state: dict) -> None:
 
 def load_checkpoint(path, map_location="cpu") -> dict:
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def snapshot_path(run_dir, step: int) -> Path:
+    """A run's weights-only snapshot after `step`: step_<n>.pt, n zero-padded to 6 digits (names sort by step)."""
+    return Path(run_dir) / f"step_{step:06d}.pt"
 
 
 def unwrap(module: torch.nn.Module) -> torch.nn.Module:

@@ -3,11 +3,9 @@
 The defaults are the kit's CPU recipe (collab_lib.experiments, recipe "cpu"):
 both students (DeepLabV3+-ResNet18 and SegFormer-B0, decoders 128 wide) on 50
 embedded synthetic "streets" training scenes of 64x128, 400 steps of batch 8,
-learning rates and w_pixel chosen on the val split (results/sweeps/README.md):
-about 4-5 minutes a collab run on one CPU core (measured with two runs side by
-side on a 2-core machine, 2026-11-26). For a
-GPU or real data, raise image_size / crop_size / decoder widths / steps (README,
-"Training"). The command line (`python -m collab_lib.train --help`)
+learning rates and w_pixel chosen on the val split (docs/evidence.md tells how).
+For a GPU or real data, raise image_size / crop_size / decoder widths / steps
+(README, "Training"). The command line (`python -m collab_lib.train --help`)
 is generated from the fields below: `--image-size 128 256`, `--no-augment`,
 `--crop-size none`, `--config runs/x/config.json` (load a saved config; flags
 given after it override it).
@@ -21,9 +19,9 @@ import typing
 from dataclasses import dataclass, field
 
 from .data import DATASET_NAMES
+from .losses import METHODS
 from .models import STUDENTS
 
-METHODS = ("independent", "dml", "kdcl", "collab")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PROGRESS = ("auto", "bar", "log", "none")
@@ -61,7 +59,7 @@ class TrainConfig:
     method: str = _opt("collab", "what the students learn from each other", METHODS)
     w_hfd: float = _opt(0.1, "weight of heterogeneous feature distillation (low layers)")
     w_region: float = _opt(0.1, "weight of region-wise selective distillation (decoder features)")
-    w_pixel: float = _opt(0.3, "weight of pixel-wise selective distillation (logits); 0.3 beat 1.0 on val (results/sweeps)")
+    w_pixel: float = _opt(0.3, "weight of pixel-wise selective distillation (logits)")
     use_hfd: bool = _opt(True, "collab: use HFD")
     use_region: bool = _opt(True, "collab: use region-wise BSD")
     use_pixel: bool = _opt(True, "collab: use pixel-wise BSD")
@@ -69,12 +67,15 @@ class TrainConfig:
     temperature: float = _opt(1.0, "softmax temperature of the logit distillation")
     require_correct: bool = _opt(True, "pixel-wise BSD: a teacher pixel must also be correct")
     require_learner_wrong: bool = _opt(False, "pixel-wise BSD (the kit's variant): transfer only where the learner is wrong")
-    warmup: float = _opt(0.2, "fraction of the steps over which distillation ramps in linearly")
+    warmup: float = _opt(0.2, "fraction of the steps over which distillation ramps in linearly "
+                              "(0.2: from 0 at the start to full weight at 20 % of the run)")
     # ---- optimisation (see collab_lib/optim.py) ------------------------------------------
     steps: int = _opt(400, "optimizer steps (both students step together)")
     batch_size: int = _opt(8, "images per step per process")
-    lr_cnn: float = _opt(0.03, "CNN: SGD base learning rate (DeepLab's usual 0.01 assumes a pretrained backbone; 0.03 was best on val from scratch, results/sweeps/lr)")
-    lr_vit: float = _opt(3e-3, "ViT and loss modules: AdamW base lr (SegFormer's fine-tuning recipe uses 6e-5; from scratch 3e-3 was best on val, results/sweeps/lr)")
+    lr_cnn: float = _opt(0.03, "CNN: SGD base learning rate (the default suits a backbone trained from scratch; "
+                                  "DeepLab's usual 0.01 assumes a pretrained one)")
+    lr_vit: float = _opt(3e-3, "ViT and loss modules: AdamW base learning rate (the default suits training "
+                                  "from scratch; SegFormer's fine-tuning recipe uses 6e-5)")
     weight_decay_cnn: float = _opt(1e-4, "CNN: SGD weight decay")
     weight_decay_vit: float = _opt(0.01, "ViT and loss modules: AdamW (decoupled) weight decay")
     momentum: float = _opt(0.9, "CNN: SGD momentum")
@@ -85,15 +86,18 @@ class TrainConfig:
     eval_split: str = _opt("val", "split used during training and to pick best.pt")
     test_split: str | None = _opt("test", "split evaluated once at the end (none = skip)")
     log_interval: int = _opt(50, "read and log the losses every this many steps")
-    progress: str = _opt("auto", "tqdm bar on a terminal or in Jupyter, else plain log lines", PROGRESS)
+    train_eval_samples: int | None = _opt(50, "at each evaluation also score the first N training items, "
+                                              "unaugmented (the generalisation gap); 0 = off, none = the whole split")
+    progress: str = _opt("auto", "auto = a tqdm bar on a terminal or in Jupyter, else log lines; log = plain lines "
+                                 "on stderr (headless kernels, e.g. papermill with --log-output); none = silent",
+                         PROGRESS)
     # ---- hardware -----------------------------------------------------------------------
     device: str = _opt("auto", "auto = CUDA when available, else CPU", DEVICES)
     precision: str = _opt("auto", "auto = bf16 autocast on GPUs that have it, else fp32", PRECISIONS)
     compile: bool = _opt(False, "torch.compile both students and the loss's terms (slow first steps; "
                                 "rarely pays on CPU)")
-    channels_last: bool | None = _opt(None, "channels-last memory format (none = on CUDA only; on a 2-core CPU, "
-                                      "torch 2.14.1, True made the step ~11 % faster: benchmarks/RESULTS.md; not "
-                                      "bit-identical to NCHW: other rounding, and the CNN's ASPP dropout drops other elements)")
+    channels_last: bool | None = _opt(None, "channels-last (NHWC) memory format (none = on CUDA only); not "
+                                      "bit-identical to NCHW: other rounding, and the CNN's ASPP dropout drops other elements")
     workers: int = _opt(2, "DataLoader worker processes (0 = load in the training process)")
     # ---- run ----------------------------------------------------------------------------
     seed: int = _opt(0, "seed of the students' initialisation, dropout and data order")
@@ -102,6 +106,10 @@ class TrainConfig:
     overwrite: bool = _opt(False, "start afresh even if run_dir already holds a checkpoint")
     checkpoint_interval: int = _opt(100, "write last.pt every this many steps (and on SIGINT/SIGTERM)")
     stop_at_step: int | None = _opt(None, "stop after this step with a checkpoint, as if interrupted (tests, time-limited jobs)")
+    snapshot_steps: tuple[int, ...] = _opt((), "after these steps also write the weights alone to step_<n>.pt "
+                                               "(for pictures of training; step 0 is rebuilt from the seed)")
+    recipe: str | None = _opt(None, "the collab_lib.experiments recipe that started this run (recorded in "
+                                    "config.json; set by the grid runner, changes nothing)")
 
     def __post_init__(self):
         # Every entry point (Python, JSON, the command line, the grid runner's --set, papermill's -p) ends here:
@@ -117,8 +125,12 @@ class TrainConfig:
                      "cnn_decoder_channels", "vit_decoder_channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.workers < 0:
-            raise ValueError(f"workers must be >= 0, got {self.workers}")
+        for name in ("workers", "train_eval_samples"):
+            if (getattr(self, name) or 0) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if any(step < 1 for step in self.snapshot_steps):
+            raise ValueError(f"snapshot_steps must be steps >= 1 (step 0 is rebuilt from the seed), got "
+                             f"{list(self.snapshot_steps)}")
         for name in ("image_size", "crop_size"):
             if getattr(self, name) is not None and min(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be two positive integers (H, W), got {getattr(self, name)}")
@@ -274,7 +286,13 @@ def convert_setting(name: str, value, hint):
 
 # Settings that may change when a run is resumed: they do not change the maths of a step.
 RUNTIME_FIELDS = {"resume", "overwrite", "device", "workers", "progress", "log_interval", "eval_interval",
-                  "checkpoint_interval", "stop_at_step", "compile", "run_dir", "data_root"}
+                  "checkpoint_interval", "stop_at_step", "compile", "run_dir", "data_root", "train_eval_samples",
+                  "snapshot_steps", "recipe"}
+
+
+def plain(value):
+    """Tuples as lists, so that settings compare equal after a JSON round trip (JSON has lists, configs tuples)."""
+    return list(value) if isinstance(value, (tuple, list)) else value
 
 
 # ---- command line -------------------------------------------------------------------------
@@ -303,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         if _is_tuple(hints[f.name]):  # `--image-size 512 1024`, `--image-size 512,1024`, `--crop-size none`
             kwargs["nargs"] = "+"
-            kwargs["metavar"] = "H W" if f.name.endswith("size") else "NAME"
+            kwargs["metavar"] = "H W" if f.name.endswith("size") else "STEP" if f.name.endswith("steps") else "NAME"
         # Values reach TrainConfig as text: it converts and checks them (one set of rules for every entry point).
         parser.add_argument(flag, choices=f.metadata.get("choices"), **kwargs)
     return parser

@@ -19,13 +19,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
 import torch
 
-from .config import RUNTIME_FIELDS, TrainConfig
+from .checkpoint import load_checkpoint, snapshot_path
+from .config import RUNTIME_FIELDS, TrainConfig, plain
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNS = REPO_ROOT / "runs"
@@ -83,7 +83,6 @@ def mismatches(run_dir, config: TrainConfig, fields=MATCH_FIELDS) -> dict:
     """{field: (run's value, wanted value)} for the `fields` where the run differs from `config`."""
     trained = run_config(run_dir)
     wanted = config.to_dict()
-    plain = lambda v: list(v) if isinstance(v, (tuple, list)) else v  # noqa: E731  JSON has lists, configs tuples
     return {f: (trained.get(f), wanted[f]) for f in fields if plain(trained.get(f)) != plain(wanted[f])}
 
 
@@ -94,9 +93,9 @@ def load_or_train(run_dir, config: TrainConfig, snapshot_steps=(), verbose: bool
        MATCH_FIELDS equal `config`'s;
     2. else `config.run_dir` (the notebook's own cache) when it holds a finished run;
     3. else train `config` into `config.run_dir` with `collab_lib.train.train`,
-       printing how long it took. `snapshot_steps` (e.g. (10, 20)) keep a copy of
-       the checkpoint at those steps as step_<n>.pt, for pictures of how the
-       students change during training.
+       printing how long it took. `snapshot_steps` (e.g. (10, 20)): the trainer
+       also writes the weights at those steps as step_<n>.pt, for pictures of
+       how the students change during training.
     """
     candidates = [Path(run_dir)] if run_dir is not None else []
     for candidate in candidates:
@@ -121,28 +120,14 @@ def load_or_train(run_dir, config: TrainConfig, snapshot_steps=(), verbose: bool
 
 
 def train_with_snapshots(config: TrainConfig, snapshot_steps=()) -> Path:
-    """Train `config` from scratch into config.run_dir, copying last.pt to step_<n>.pt at each snapshot step.
-
-    Uses the trainer's own stop/resume (stop_at_step, resume=True), so the run
-    is the same one `train(config)` would produce, cut into pieces.
-    """
+    """Train `config` from scratch into config.run_dir, with the weights at each of `snapshot_steps`
+    (between 0 and config.steps) kept as step_<n>.pt (the trainer's snapshot_steps: weights only;
+    the run is the same one `train(config)` would produce without them)."""
     from .train import train  # the trainer pulls in the data pipeline: import it only when training
 
-    run_dir = Path(config.run_dir)
-    steps = sorted(s for s in set(snapshot_steps) if 0 < s < config.steps)
-    for old in run_dir.glob("step_*.pt"):
-        old.unlink()
-    resume = False
-    for stop in steps + [None]:
-        train(dataclasses.replace(config, stop_at_step=stop, resume=resume, overwrite=not resume))
-        if stop is not None:
-            shutil.copyfile(run_dir / "last.pt", snapshot_path(run_dir, stop))
-        resume = True
-    return run_dir
-
-
-def snapshot_path(run_dir, step: int) -> Path:
-    return Path(run_dir) / f"step_{step:06d}.pt"
+    steps = tuple(sorted(s for s in set(snapshot_steps) if 0 < s < config.steps))
+    # overwrite: a fresh run, which also removes an earlier run's snapshots (they would show other weights)
+    return train(dataclasses.replace(config, snapshot_steps=steps, resume=False, overwrite=True))
 
 
 def list_checkpoints(run_dir) -> dict:
@@ -165,9 +150,7 @@ def load_students(run_dir, checkpoint="last.pt", device="cpu"):
     modules are returned in eval mode; loss_fn is the run's CollaborativeLoss
     (HFD projectors, region connectors).
     """
-    from .checkpoint import load_checkpoint
-    from .losses import CollaborativeLoss
-    from .train import build_students
+    from .students import build_loss, build_students
 
     run_dir = Path(run_dir)
     config = TrainConfig.from_dict(run_config(run_dir))
@@ -180,13 +163,7 @@ def load_students(run_dir, checkpoint="last.pt", device="cpu"):
         num_classes = state["cnn"]["classifier.weight"].shape[0] if state else None
     torch.manual_seed(config.seed)  # the untrained students are the ones training started from
     cnn, vit = build_students(config, num_classes)
-    loss_fn = CollaborativeLoss(
-        cnn, vit, method=config.method, w_hfd=config.w_hfd, w_region=config.w_region, w_pixel=config.w_pixel,
-        use_hfd=config.use_hfd, use_region=config.use_region, use_pixel=config.use_pixel,
-        region_size=config.region_size, temperature=config.temperature, require_correct=config.require_correct,
-        require_learner_wrong=config.require_learner_wrong,
-        warmup=config.warmup,
-    )
+    loss_fn = build_loss(config, cnn, vit)
     if state is not None:
         cnn.load_state_dict(state["cnn"])
         vit.load_state_dict(state["vit"])

@@ -20,7 +20,7 @@ import math
 import os
 from pathlib import Path
 
-from .config import TrainConfig
+from .config import TrainConfig, plain
 
 # Each configuration changes only the loss.
 CONFIGURATIONS = {
@@ -107,7 +107,7 @@ def run_grid(recipe="cpu", out_dir=None, configurations=None, seeds=None, overri
                 print(f"[grid] skip {run_dir} (finished)")
                 continue
             values = {**plan.base, **(overrides or {}), **CONFIGURATIONS[name], "seed": seed,
-                      "run_dir": str(run_dir), "resume": True}
+                      "run_dir": str(run_dir), "resume": True, "recipe": recipe}  # recipe: provenance only
             config = TrainConfig.from_dict(values)
             if dry_run:
                 print(f"[grid] would run {run_dir}")
@@ -228,18 +228,13 @@ def describe_runs(root, recipe: str = "cpu") -> str:
     for metrics_path in sorted(Path(root).rglob("metrics.json")):
         run_dir = metrics_path.parent
         config = _read_json(run_dir / "config.json")["config"]
-        changed = [f"{key}={_plain(value)}" for key, value in config.items()
-                   if key not in ("run_dir", "resume", "overwrite", "seed") and _plain(value) != _plain(base.get(key))]
+        changed = [f"{key}={plain(value)}" for key, value in config.items()
+                   if key not in ("run_dir", "resume", "overwrite", "seed", "recipe") and plain(value) != plain(base.get(key))]
         final = _read_json(metrics_path).get("final_val") or {}
         scores = [f"{100 * final[s]['miou']:.1f}" if final.get(s) else "-" for s in ("cnn", "vit")]
         name = run_dir.relative_to(root).as_posix()
         lines.append(f"| {name} (seed {config.get('seed')}) | {', '.join(changed) or '-'} | {scores[0]} | {scores[1]} |")
     return "\n".join(lines)
-
-
-def _plain(value):
-    """JSON gives lists where the config has tuples: compare them alike."""
-    return list(value) if isinstance(value, tuple) else value
 
 
 def main(argv=None):

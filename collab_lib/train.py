@@ -3,7 +3,19 @@
     python -m collab_lib.train --method collab --steps 2000
     torchrun --nproc_per_node=4 -m collab_lib.train --dataset cityscapes --data-root /data/cityscapes ...
 
-One step (`train_step`, called by the loop in `train`):
+`train(config)` reads top to bottom as the steps of a run:
+  choose_hardware     device, precision, memory format
+  prepare_run_dir     refuse to overwrite a run by accident; load last.pt when resuming
+  build_data          the training set and its resumable sampler, the eval split, a fixed
+                      training subset scored unaugmented (the generalisation gap)
+  build_parts         both students, the loss (collab_lib.students), both optimisers
+  restore, wrap       a resumed run's state; torch.compile and DDP wrappers
+  RunFiles.open       config.json (collab_lib.runinfo), history.jsonl
+  train_loop          the steps, with logging, evaluation, checkpoints, snapshots, signals
+  evaluate_at_end     the last step's val numbers (unless just taken), the test split once
+  write_metrics       metrics.json
+
+One step (`train_step`):
   1. the same batch goes through both students (one forward each);
   2. `CollaborativeLoss` turns both outputs and the labels into one scalar
      (CE of each student + the distillation terms of the chosen method);
@@ -11,13 +23,17 @@ One step (`train_step`, called by the loop in `train`):
      loss module's projectors/connectors, see collab_lib/optim.py) both step.
 
 The run directory (rank 0 writes it):
-  config.json     the full TrainConfig, library versions, git commit, device, precision
+  config.json     the full TrainConfig, command line, library versions, git commit and whether the
+                  checkout had uncommitted changes, device, precision (collab_lib/runinfo.py)
   history.jsonl   one JSON object per line: {"kind": "train", "step", every loss term, "lr_cnn",
                   "lr_vit", "images_per_s"} at log intervals, {"kind": "eval", "step", "split",
-                  "cnn_miou", "vit_miou", ...} at evaluations; {"kind": "test", ...} once at the end
-  metrics.json    final and best val mIoU, per-class IoU of both students, the test split's numbers
+                  "cnn_miou", "vit_miou", ...} at evaluations (split "val", and split "train" with
+                  "samples" for the training subset), {"kind": "test", ...} once at the end
+  metrics.json    final and best val mIoU, the training subset's ("final_train"), per-class IoU of
+                  both students, the test split's numbers
   last.pt         written every `checkpoint_interval` steps, at the end and on SIGINT/SIGTERM
   best.pt         weights only, at the evaluation with the best mean val mIoU of the two students
+  step_<n>.pt     weights only, after each step of `snapshot_steps` (collab_lib.course loads them)
 Checkpoints: see collab_lib/checkpoint.py. Multi-process: collab_lib/distributed.py.
 
 Stopping: Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes last.pt
@@ -33,14 +49,13 @@ torch.cuda.is_available() said yes.
 """
 import json
 import os
-import platform
 import random
 import signal
-import subprocess
 import sys
 import threading
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,15 +63,16 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Subset
 
-from . import __version__
 from . import distributed
-from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state, write_json
-from .config import RUNTIME_FIELDS, TrainConfig, parse_args
-from .data import build_dataset
-from .losses import CollaborativeLoss
+from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state, snapshot_path, write_json
+from .config import RUNTIME_FIELDS, TrainConfig, parse_args, plain
+from .data import DatasetError, build_dataset
 from .metrics import ConfusionMatrix
-from .models import build_student, check_input_size, count_parameters
+from .models import check_input_size, count_parameters
 from .optim import build_optimizers, set_lr
+from .progress import Progress, format_seconds
+from .runinfo import run_info
+from .students import build_loss, build_students  # noqa: F401  (build_students: also imported from here)
 
 
 class TrainingInterrupted(Exception):
@@ -65,6 +81,11 @@ class TrainingInterrupted(Exception):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.signum = signum
+
+
+class SetupError(ValueError):
+    """A run cannot start as configured (sizes, a too small training split, a resume with other settings).
+    The message says what to do; the command line prints it without a traceback."""
 
 
 # ---- device and precision -----------------------------------------------------------------
@@ -103,16 +124,36 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # seeds every CUDA device too, without initialising CUDA
 
 
+@dataclass
+class Hardware:
+    device: torch.device
+    precision: str             # "fp32" / "bf16" / "fp16"
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+
+
+def choose_hardware(config: TrainConfig, dist: distributed.DistInfo) -> Hardware:
+    """Device, precision and memory format; input sizes checked before anything is built."""
+    device = resolve_device(config.device, dist.local_rank)
+    precision = resolve_precision(config.precision, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels once
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls/convs on tensor cores (Ampere+)
+        torch.backends.cudnn.allow_tf32 = True
+    for name in ("image_size", "crop_size"):
+        size = getattr(config, name)
+        if size is not None:
+            try:
+                check_input_size(*size)  # fail now with the nearest valid size, not after building everything
+            except ValueError as error:
+                raise SetupError(f"{name}: {error}") from None
+    # Channels-last (NHWC) suits tensor cores. On a CPU it is opt-in: it is not bit-identical to NCHW, so
+    # switching the default would change every committed CPU run (benchmarks/RESULTS.md measures its speed).
+    channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
+    return Hardware(device, precision, AMP_DTYPES[precision], channels_last)
+
+
 # ---- data ---------------------------------------------------------------------------------
-
-def build_students(config: TrainConfig, num_classes: int):
-    """The two students a config describes: (cnn, vit), freshly initialised (or from local/timm weights)."""
-    cnn = build_student(config.cnn, num_classes, pretrained=config.pretrained, backbone_weights=config.cnn_weights,
-                        aspp_channels=config.cnn_decoder_channels, decoder_channels=config.cnn_decoder_channels)
-    vit = build_student(config.vit, num_classes, pretrained=config.pretrained, backbone_weights=config.vit_weights,
-                        decoder_channels=config.vit_decoder_channels)
-    return cnn, vit
-
 
 def make_dataset(config: TrainConfig, split: str, train: bool):
     """The dataset for `split`. Training items are augmented and cropped to `crop_size`;
@@ -126,6 +167,8 @@ def make_dataset(config: TrainConfig, split: str, train: bool):
         eval_crop = None  # scenes are generated at image_size already: score labels at full resolution
     else:
         eval_crop = config.image_size  # real images of varied sizes: resize to one batchable size
+    if config.dataset == "folder":
+        options["class_names"] = config.class_names  # None: the dataset reads ROOT/classes.txt
     return build_dataset(
         config.dataset, root=config.data_root, split=split, seed=config.data_seed,
         crop_size=config.crop_size if train else eval_crop,
@@ -150,6 +193,44 @@ def to_device(images, labels, device, channels_last):
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     return images, labels.to(device, non_blocking=True)
+
+
+@dataclass
+class Data:
+    train_set: object
+    sampler: distributed.ResumableSampler
+    train_loader: DataLoader
+    steps_per_epoch: int
+    eval_loader: DataLoader                # config.eval_split, this rank's share
+    train_eval_loader: DataLoader | None   # the first train_eval_samples training items, unaugmented
+    train_eval_samples: int                # how many (0 = off)
+    num_classes: int
+    ignore_index: int
+    class_names: list
+
+
+def build_data(config: TrainConfig, dist: distributed.DistInfo, device: torch.device) -> Data:
+    """Datasets and loaders. Evaluation: rank r scores items r, r+N, r+2N, ... (every item exactly once)."""
+    train_set = make_dataset(config, "train", train=True)
+    eval_set = make_dataset(config, config.eval_split, train=False)
+    sampler = distributed.ResumableSampler(train_set, dist.world_size, dist.rank, seed=config.seed)
+    train_loader = make_loader(train_set, config, sampler, config.seed, device, drop_last=True)
+    steps_per_epoch = len(train_loader)  # now, while the sampler starts at 0 (after a resume it starts later)
+    if steps_per_epoch == 0:
+        raise SetupError(f"the training split has {len(train_set)} items: fewer than one batch of "
+                         f"{config.batch_size} per process x {dist.world_size} processes; lower batch_size")
+    shard = lambda ds: Subset(ds, range(dist.rank, len(ds), dist.world_size))  # noqa: E731
+    eval_loader = make_loader(shard(eval_set), config, device=device)
+    # The generalisation gap: the same first N training items at every evaluation, without augmentation.
+    # Evaluation draws no random number (eval mode; the loader has its own generator): training is unchanged.
+    train_eval_loader, count = None, 0
+    if config.train_eval_samples != 0:
+        unaugmented = make_dataset(config, "train", train=False)
+        count = len(unaugmented) if config.train_eval_samples is None else min(config.train_eval_samples,
+                                                                                  len(unaugmented))
+        train_eval_loader = make_loader(shard(Subset(unaugmented, range(count))), config, device=device)
+    return Data(train_set, sampler, train_loader, steps_per_epoch, eval_loader, train_eval_loader, count,
+                train_set.num_classes, train_set.ignore_index, list(train_set.class_names))
 
 
 # ---- one step ---------------------------------------------------------------------------
@@ -204,80 +285,6 @@ def named_iou(result: dict, class_names) -> dict:
             "iou": dict(zip(class_names, result["iou"]))}
 
 
-# ---- logging ------------------------------------------------------------------------------
-
-class Progress:
-    """tqdm bar (notebook flavour inside Jupyter) on a terminal, plain log lines otherwise."""
-
-    def __init__(self, mode: str, total: int, initial: int, enabled: bool):
-        if mode == "auto":
-            in_notebook = "ipykernel" in sys.modules
-            mode = "bar" if in_notebook or (sys.stdout.isatty() and sys.stderr.isatty()) else "log"
-        self.mode = mode if enabled else "none"
-        self.bar = None
-        if self.mode == "bar":
-            from tqdm.auto import tqdm
-            self.bar = tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
-
-    def step(self) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-
-    def show(self, summary: str, line: str) -> None:
-        """summary: short, for the bar's postfix; line: the full plain log line."""
-        if self.bar is not None:
-            self.bar.set_postfix_str(summary, refresh=False)
-        elif self.mode == "log":
-            print(line, flush=True)
-
-    def write(self, message: str) -> None:
-        if self.bar is not None:
-            self.bar.write(message)
-        elif self.mode != "none":
-            print(message, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
-
-
-def git_head() -> str | None:
-    """The commit checked out where this file lies (None outside a git checkout)."""
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                              cwd=Path(__file__).resolve().parent).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-# Read once, when the library is imported: a long-lived process (a grid worker training run after run)
-# keeps executing the code it imported even after the checkout moves on to later commits.
-CODE_COMMIT = git_head()
-
-
-def run_info(config: TrainConfig, device, precision, world_size) -> dict:
-    """config.json: everything needed to know what produced a run.
-
-    "git_commit" is the commit of the code this process imported (CODE_COMMIT); "git_head_at_start"
-    the checkout's commit when the run started, which differs when the checkout moved on meanwhile.
-    """
-    import timm
-    return {
-        "config": config.to_dict(),
-        "seed": config.seed,
-        "versions": {"collab_lib": __version__, "python": platform.python_version(), "torch": torch.__version__,
-                     "timm": timm.__version__, "numpy": np.__version__},
-        "git_commit": CODE_COMMIT, "git_head_at_start": git_head(),
-        "device": str(device), "precision": precision, "world_size": world_size,
-        "host": platform.node(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-
-
 # ---- stopping on a signal -----------------------------------------------------------------
 
 class StopOnSignal:
@@ -309,314 +316,174 @@ class StopOnSignal:
         return False
 
 
-# ---- the training run ---------------------------------------------------------------------
+# ---- what learns, and where the run stands --------------------------------------------------
+
+@dataclass
+class Parts:
+    """Everything that learns. cnn/vit/loss_fn are the plain modules (their state_dicts are saved);
+    *_step are what a step calls: the same modules, or their torch.compile / DDP wrappers."""
+    cnn: torch.nn.Module
+    vit: torch.nn.Module
+    loss_fn: torch.nn.Module
+    opt_cnn: torch.optim.Optimizer
+    opt_vit: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    cnn_step: torch.nn.Module = None
+    vit_step: torch.nn.Module = None
+    loss_step: torch.nn.Module = None
+
+
+@dataclass
+class RunState:
+    """Where the run stands; all but session_start go into last.pt."""
+    step: int = 0                 # optimizer steps done
+    epoch: int = 0                # data epoch
+    position: int = 0             # batches of this epoch consumed (per process)
+    train_time: float = 0.0       # seconds inside training steps, every session of the run
+    wall_before: float = 0.0      # wall-clock seconds of earlier sessions
+    best: dict = field(default_factory=lambda: {"miou": -1.0, "step": None})
+    last_eval: dict | None = None        # the latest evaluation of the eval split (metrics.json "final_val")
+    last_train_eval: dict | None = None  # ... of the training subset ("final_train")
+    last_saved_step: int | None = None   # the step last.pt holds
+    session_start: float = field(default_factory=time.perf_counter)
+
+    def wall_time(self) -> float:
+        return self.wall_before + time.perf_counter() - self.session_start
+
+
+def prepare_run_dir(config: TrainConfig) -> tuple[Path, dict | None]:
+    """(run directory, last.pt's contents when resuming else None). Refuses to overwrite a run by accident
+    and to resume one with settings that change the maths (RUNTIME_FIELDS may change)."""
+    run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
+    last_path = run_dir / "last.pt"
+    if last_path.exists() and config.resume:
+        checkpoint = load_checkpoint(last_path)
+        changed = {k: (v, getattr(config, k)) for k, v in checkpoint["config"].items()
+                   if k not in RUNTIME_FIELDS and hasattr(config, k) and plain(getattr(config, k)) != plain(v)}
+        if changed:
+            detail = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
+            raise SetupError(f"resume: {last_path} was trained with different settings ({detail}); "
+                             f"use the original settings, or another run_dir")
+        return run_dir, checkpoint
+    if last_path.exists() and not config.overwrite:
+        raise FileExistsError(f"{run_dir} already holds a run (last.pt). Pass resume=True (--resume) to continue it, "
+                              f"overwrite=True (--overwrite) to start it again, or choose another run_dir")
+    return run_dir, None
+
 
 def default_run_dir(config: TrainConfig) -> Path:
     return Path("runs") / f"{config.dataset}-{config.method}-seed{config.seed}"
 
 
-def train(config: TrainConfig) -> Path:
-    """Train both students as `config` says; returns the run directory.
-
-    Raises TrainingInterrupted after writing a checkpoint when SIGINT/SIGTERM
-    arrives, and FloatingPointError naming the step and the loss term when a
-    loss becomes NaN/inf (the last good checkpoint is kept)."""
-    dist = distributed.init_distributed()
-    try:
-        return _train(config, dist)
-    finally:
-        distributed.cleanup()
-
-
-def _train(config: TrainConfig, dist: distributed.DistInfo) -> Path:
-    wall_start = time.perf_counter()
-    device = resolve_device(config.device, dist.local_rank)
-    precision = resolve_precision(config.precision, device)
-    amp_dtype = AMP_DTYPES[precision]
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels once
-        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls/convs on tensor cores (Ampere+)
-        torch.backends.cudnn.allow_tf32 = True
-    for size in (config.image_size, config.crop_size):
-        if size is not None:
-            check_input_size(*size)  # fail now with the nearest valid size, not after building everything
-
-    run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    checkpoint = None
-    if last_path.exists() and config.resume:
-        checkpoint = load_checkpoint(last_path)
-        changed = {k: (v, getattr(config, k)) for k, v in checkpoint["config"].items()
-                   if k not in RUNTIME_FIELDS and hasattr(config, k) and _plain(getattr(config, k)) != _plain(v)}
-        if changed:
-            detail = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
-            raise ValueError(f"resume: {last_path} was trained with different settings ({detail}); "
-                             f"use the original settings, or another run_dir")
-    elif last_path.exists() and not config.overwrite:
-        raise FileExistsError(f"{run_dir} already holds a run (last.pt). Pass resume=True (--resume) to continue it, "
-                              f"overwrite=True (--overwrite) to start it again, or choose another run_dir")
-
-    # ---- data -----------------------------------------------------------------------------
-    train_set = make_dataset(config, "train", train=True)
-    eval_set = make_dataset(config, config.eval_split, train=False)
-    num_classes, ignore_index = train_set.num_classes, train_set.ignore_index
-    class_names = list(train_set.class_names)
-    sampler = distributed.ResumableSampler(train_set, dist.world_size, dist.rank, seed=config.seed)
-    train_loader = make_loader(train_set, config, sampler, config.seed, device, drop_last=True)
-    steps_per_epoch = len(train_loader)  # now, while the sampler starts at 0 (after a resume it starts later)
-    if steps_per_epoch == 0:
-        raise ValueError(f"the training split has {len(train_set)} items: fewer than one batch of "
-                         f"{config.batch_size} per process x {dist.world_size} processes")
-    # Evaluation: rank r scores items r, r+N, r+2N, ...: every item exactly once, no padding duplicates.
-    shard = lambda ds: Subset(ds, range(dist.rank, len(ds), dist.world_size))  # noqa: E731
-    eval_loader = make_loader(shard(eval_set), config, device=device)
-
-    # ---- students, loss, optimizers (same seed on every rank: identical initial weights) ----
+def build_parts(config: TrainConfig, dist: distributed.DistInfo, hw: Hardware, data: Data) -> Parts:
+    """Students, loss and optimisers, the same seed on every rank (identical initial weights)."""
     seed_everything(config.seed)
-    cnn, vit = build_students(config, num_classes)
-    loss_fn = CollaborativeLoss(
-        cnn, vit, method=config.method, w_hfd=config.w_hfd, w_region=config.w_region, w_pixel=config.w_pixel,
-        use_hfd=config.use_hfd, use_region=config.use_region, use_pixel=config.use_pixel,
-        region_size=config.region_size, temperature=config.temperature, require_correct=config.require_correct,
-        require_learner_wrong=config.require_learner_wrong,
-        warmup=config.warmup, ignore_index=ignore_index,
-    )
-    # Channels-last (NHWC) suits tensor cores. On CPU it is opt-in: an early measurement found it ~1.6x slower;
-    # with torch 2.14.1 on a 2-core CPU the step was ~11 % faster (benchmarks/RESULTS.md, Run 5), but switching
-    # the default would change every committed CPU run (float rounding, and which elements the CNN's dropout drops).
-    channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    cnn, vit = build_students(config, data.num_classes)
+    loss_fn = build_loss(config, cnn, vit, data.ignore_index)
+    memory_format = torch.channels_last if hw.channels_last else torch.contiguous_format
     for module in (cnn, vit, loss_fn):
-        module.to(device=device, memory_format=memory_format)
-    opt_cnn, opt_vit = build_optimizers(cnn, vit, loss_fn, config, device)
+        module.to(device=hw.device, memory_format=memory_format)
+    opt_cnn, opt_vit = build_optimizers(cnn, vit, loss_fn, config, hw.device)
     # fp16 needs loss scaling (its small exponent range underflows gradients); bf16 and fp32 do not.
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    scaler = torch.amp.GradScaler(hw.device.type, enabled=hw.precision == "fp16")
     # Dropout must differ between ranks (they see different images anyway); rank 0 keeps `seed`.
     seed_everything(config.seed + 1_000_003 * dist.rank)
+    return Parts(cnn, vit, loss_fn, opt_cnn, opt_vit, scaler)
 
-    step, epoch, position, train_time, wall_before = 0, 0, 0, 0.0, 0.0
-    best = {"miou": -1.0, "step": None}
-    last_eval = None
-    if checkpoint is not None:
-        cnn.load_state_dict(checkpoint["cnn"])
-        vit.load_state_dict(checkpoint["vit"])
-        loss_fn.load_state_dict(checkpoint["loss"])
-        opt_cnn.load_state_dict(checkpoint["opt_cnn"])
-        opt_vit.load_state_dict(checkpoint["opt_vit"])
-        if checkpoint["scaler"]:
-            scaler.load_state_dict(checkpoint["scaler"])
-        step, epoch, position = checkpoint["step"], checkpoint["epoch"], checkpoint["position"]
-        train_time, best, last_eval = checkpoint["train_time_s"], checkpoint["best"], checkpoint["last_eval"]
-        wall_before = checkpoint["wall_time_s"]  # earlier sessions of this run
-        rng = checkpoint["rng"]
-        set_rng_state(rng[dist.rank] if len(rng) == dist.world_size else rng[0])
 
-    # ---- wrappers: compile, then DDP (their state_dicts are never saved; `cnn` etc. are) ------
-    cnn_step, vit_step, loss_step = cnn, vit, loss_fn
+def restore(checkpoint: dict, parts: Parts, dist: distributed.DistInfo, state: RunState) -> None:
+    """Load last.pt's weights, optimiser and RNG states into `parts`, and where the run stood into `state`."""
+    parts.cnn.load_state_dict(checkpoint["cnn"])
+    parts.vit.load_state_dict(checkpoint["vit"])
+    parts.loss_fn.load_state_dict(checkpoint["loss"])
+    parts.opt_cnn.load_state_dict(checkpoint["opt_cnn"])
+    parts.opt_vit.load_state_dict(checkpoint["opt_vit"])
+    if checkpoint["scaler"]:
+        parts.scaler.load_state_dict(checkpoint["scaler"])
+    rng = checkpoint["rng"]
+    set_rng_state(rng[dist.rank] if len(rng) == dist.world_size else rng[0])
+    state.step, state.epoch, state.position = checkpoint["step"], checkpoint["epoch"], checkpoint["position"]
+    state.train_time, state.wall_before = checkpoint["train_time_s"], checkpoint["wall_time_s"]
+    state.best, state.last_eval = checkpoint["best"], checkpoint["last_eval"]
+    state.last_train_eval = checkpoint.get("last_train_eval")  # absent in runs from before it existed
+    state.last_saved_step = checkpoint["step"]
+
+
+def wrap_for_speed(config: TrainConfig, dist: distributed.DistInfo, hw: Hardware, parts: Parts) -> None:
+    """torch.compile, then DDP: set parts.*_step (their state_dicts are never saved; the plain modules' are)."""
+    parts.cnn_step, parts.vit_step, parts.loss_step = parts.cnn, parts.vit, parts.loss_fn
     if config.compile:
-        cnn_step, vit_step = torch.compile(cnn), torch.compile(vit)
-        loss_fn.compile_terms()
+        parts.cnn_step, parts.vit_step = torch.compile(parts.cnn), torch.compile(parts.vit)
+        parts.loss_fn.compile_terms()
     if dist.enabled:
-        device_ids = [device.index] if device.type == "cuda" else None
-        cnn_step = DDP(cnn_step, device_ids=device_ids)
-        vit_step = DDP(vit_step, device_ids=device_ids)
-        if any(p.requires_grad for p in loss_fn.parameters()):  # projectors/connectors: average their gradients too
-            loss_step = DDP(loss_fn, device_ids=device_ids)
+        device_ids = [hw.device.index] if hw.device.type == "cuda" else None
+        parts.cnn_step = DDP(parts.cnn_step, device_ids=device_ids)
+        parts.vit_step = DDP(parts.vit_step, device_ids=device_ids)
+        if any(p.requires_grad for p in parts.loss_fn.parameters()):  # projectors/connectors: average them too
+            parts.loss_step = DDP(parts.loss_fn, device_ids=device_ids)
 
-    # ---- the run directory (rank 0) ----------------------------------------------------------
-    history_path = run_dir / "history.jsonl"
-    if dist.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        info = run_info(config, device, precision, dist.world_size)
-        info["channels_last"] = channels_last
-        info["resumed_from_step"] = step if checkpoint is not None else None
-        info["parameters"] = {"cnn": count_parameters(cnn), "vit": count_parameters(vit), "loss": count_parameters(loss_fn)}
-        write_json(run_dir / "config.json", info)
-        _truncate_history(history_path, step)  # records written after the checkpoint we resume from are void
-        if checkpoint is None:  # a fresh (or overwritten) run: nothing of an earlier one may survive
-            for stale in ("metrics.json", "best.pt"):
-                (run_dir / stale).unlink(missing_ok=True)
-    history = open(history_path, "a") if dist.is_main else None
 
-    def record(entry: dict) -> None:
-        if history is not None:
-            history.write(json.dumps(entry) + "\n")
-            history.flush()
+# ---- the run directory --------------------------------------------------------------------
 
-    def state() -> dict:
-        """Everything a resume needs (collective under DDP: every rank must call it)."""
-        return {
-            "step": step, "epoch": epoch, "position": position, "train_time_s": train_time,
-            "wall_time_s": wall_before + time.perf_counter() - wall_start,
-            "cnn": cnn.state_dict(), "vit": vit.state_dict(), "loss": loss_fn.state_dict(),
-            "opt_cnn": opt_cnn.state_dict(), "opt_vit": opt_vit.state_dict(),
-            "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+class RunFiles:
+    """The run directory's files. Only rank 0 writes (`self.main`); the others call the same methods."""
+
+    def __init__(self, run_dir: Path, main: bool):
+        self.dir, self.main = run_dir, main
+        self.last, self.best = run_dir / "last.pt", run_dir / "best.pt"
+        self.history_path = run_dir / "history.jsonl"
+        self.history = None
+
+    @classmethod
+    def open(cls, config, run_dir, dist, hw: Hardware, parts: Parts, state: RunState, resumed: bool) -> "RunFiles":
+        """config.json written, history.jsonl cut back to the resumed step and opened for appending."""
+        files = cls(run_dir, dist.is_main)
+        if files.main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            info = run_info(config, hw.device, hw.precision, dist.world_size)
+            info["channels_last"] = hw.channels_last
+            info["resumed_from_step"] = state.step if resumed else None
+            info["parameters"] = {name: count_parameters(getattr(parts, name)) for name in ("cnn", "vit")}
+            info["parameters"]["loss"] = count_parameters(parts.loss_fn)
+            write_json(run_dir / "config.json", info)
+            _truncate_history(files.history_path, state.step)  # records after the resumed checkpoint are void
+            if not resumed:  # a fresh (or overwritten) run: nothing of an earlier one may survive
+                for stale in ["metrics.json", "best.pt", *(p.name for p in run_dir.glob("step_*.pt"))]:
+                    (run_dir / stale).unlink(missing_ok=True)
+            files.history = open(files.history_path, "a")
+        return files
+
+    def record(self, entry: dict) -> None:
+        if self.history is not None:
+            self.history.write(json.dumps(entry) + "\n")
+            self.history.flush()
+
+    def save_last(self, config, parts: Parts, state: RunState) -> None:
+        """last.pt: everything a resume needs (collective under DDP: every rank must call it)."""
+        snapshot = {
+            "step": state.step, "epoch": state.epoch, "position": state.position,
+            "train_time_s": state.train_time, "wall_time_s": state.wall_time(),
+            "cnn": parts.cnn.state_dict(), "vit": parts.vit.state_dict(), "loss": parts.loss_fn.state_dict(),
+            "opt_cnn": parts.opt_cnn.state_dict(), "opt_vit": parts.opt_vit.state_dict(),
+            "scaler": parts.scaler.state_dict() if parts.scaler.is_enabled() else {},
             "rng": distributed.all_gather_objects(get_rng_state()),
-            "best": best, "last_eval": last_eval, "config": config.to_dict(),
+            "best": state.best, "last_eval": state.last_eval, "last_train_eval": state.last_train_eval,
+            "config": config.to_dict(),
         }
+        if self.main:
+            save_checkpoint(self.last, snapshot)
+        state.last_saved_step = state.step
 
-    def save(path) -> None:
-        snapshot = state()
-        if dist.is_main:
-            save_checkpoint(path, snapshot)
+    def save_weights(self, path: Path, config, parts: Parts, step: int, **extra) -> None:
+        """Weights only (best.pt, step_<n>.pt), for evaluation and notebooks: half the size of last.pt."""
+        if self.main:
+            save_checkpoint(path, {"step": step, "cnn": parts.cnn.state_dict(), "vit": parts.vit.state_dict(),
+                                   "loss": parts.loss_fn.state_dict(), **extra, "config": config.to_dict()})
 
-    def save_best() -> None:
-        """best.pt: the weights only (for evaluation and notebooks), half the size of last.pt."""
-        if dist.is_main:
-            save_checkpoint(best_path, {"step": step, "cnn": cnn.state_dict(), "vit": vit.state_dict(),
-                                        "loss": loss_fn.state_dict(), "best": best, "config": config.to_dict()})
-
-    def run_eval() -> dict:
-        results = evaluate({"cnn": cnn, "vit": vit}, eval_loader, num_classes, ignore_index, device,
-                           amp_dtype, channels_last)
-        out = {"step": step, "split": config.eval_split,
-               "cnn": named_iou(results["cnn"], class_names), "vit": named_iou(results["vit"], class_names)}
-        record({"kind": "eval", "step": step, "split": config.eval_split,
-                "cnn_miou": out["cnn"]["miou"], "vit_miou": out["vit"]["miou"],
-                "cnn_pixel_accuracy": out["cnn"]["pixel_accuracy"], "vit_pixel_accuracy": out["vit"]["pixel_accuracy"]})
-        return out
-
-    # ---- the loop ---------------------------------------------------------------------------
-    warmup_steps = round(config.lr_warmup * config.steps)
-    images_per_step = config.batch_size * dist.world_size
-    progress = Progress(config.progress, config.steps, step, dist.is_main)
-    if dist.is_main and checkpoint is not None:
-        progress.write(f"resuming {run_dir} at step {step}/{config.steps}")
-    last_saved_step = step if checkpoint is not None else None
-    pending = []          # per step: a device tensor of the loss terms, read at the next log
-    term_names = None
-    interval_start, interval_steps = time.perf_counter(), 0
-
-    def flush() -> None:
-        """Read the pending loss terms (one host-device sync), check them, log their means."""
-        nonlocal pending, interval_start, interval_steps
-        if not pending:
-            return
-        values = torch.stack(pending).cpu()  # (steps since last flush, terms)
-        first_step = step - len(pending) + 1
-        bad = ~torch.isfinite(values)
-        if bad.any():
-            row = int(bad.any(dim=1).nonzero()[0])
-            names = [n for n, b in zip(term_names, bad[row]) if b]
-            kept = f"{last_path} (step {last_saved_step})" if last_saved_step is not None else "none yet"
-            raise FloatingPointError(
-                f"loss is not finite at step {first_step + row}: {', '.join(names)} = "
-                f"{', '.join(str(float(values[row, term_names.index(n)])) for n in names)}. Training stopped; "
-                f"last good checkpoint: {kept}. Try a lower learning rate, smaller loss weights or precision='fp32'.")
-        elapsed = time.perf_counter() - interval_start
-        means = dict(zip(term_names, values.mean(dim=0).tolist()))
-        speed = interval_steps * images_per_step / max(elapsed, 1e-9)
-        entry = {"kind": "train", "step": step, "epoch": epoch, **means,
-                 "lr_cnn": opt_cnn.param_groups[0]["lr"], "lr_vit": opt_vit.param_groups[0]["lr"], "images_per_s": speed}
-        record(entry)
-        eta = (config.steps - step) * images_per_step / max(speed, 1e-9)
-        shown = {k: v for k, v in means.items() if not k.endswith("teaches") and k != "ramp"}
-        progress.show(" ".join(f"{k} {v:.3f}" for k, v in shown.items()),
-                      f"step {step}/{config.steps} | " + " ".join(f"{k} {v:.4f}" for k, v in means.items())
-                      + f" | lr {entry['lr_cnn']:.2e}/{entry['lr_vit']:.2e} | {speed:.1f} img/s | eta {format_seconds(eta)}")
-        pending = []
-        interval_start, interval_steps = time.perf_counter(), 0
-
-    sampler.set_position(epoch, position * config.batch_size)
-    train_set.set_epoch(epoch)  # augmentation of epoch e; set before the loader's workers fetch anything
-    batches = iter(train_loader)
-    for module in (cnn, vit, loss_fn):
-        module.train()
-    try:
-        with StopOnSignal() as stop:
-            while step < config.steps:
-                t0 = time.perf_counter()
-                try:
-                    images, labels = next(batches)
-                except StopIteration:  # next epoch: a new order, new augmentation
-                    epoch, position = epoch + 1, 0
-                    sampler.set_position(epoch, 0)
-                    train_set.set_epoch(epoch)
-                    batches = iter(train_loader)
-                    continue
-                images, labels = to_device(images, labels, device, channels_last)
-                set_lr(opt_cnn, step, config.steps, config.poly_power)
-                set_lr(opt_vit, step, config.steps, config.poly_power, warmup_steps)
-                terms = train_step(cnn_step, vit_step, loss_step, opt_cnn, opt_vit, scaler, images, labels,
-                                   step / config.steps, amp_dtype)
-                step, position, interval_steps = step + 1, position + 1, interval_steps + 1
-                if term_names is None:
-                    term_names = list(terms)
-                pending.append(torch.stack([terms[n].float() for n in term_names]))  # stays on the device
-                # Host time (data wait included); on a GPU the device catches up at the next flush,
-                # so over many steps this is the true training time.
-                train_time += time.perf_counter() - t0
-                progress.step()
-
-                if step % config.log_interval == 0 or step == config.steps:
-                    flush()
-                if step % config.eval_interval == 0 or step == config.steps:
-                    flush()
-                    last_eval = run_eval()
-                    mean_miou = (last_eval["cnn"]["miou"] + last_eval["vit"]["miou"]) / 2
-                    if mean_miou > best["miou"]:
-                        best = {"miou": mean_miou, "step": step,
-                                "cnn_miou": last_eval["cnn"]["miou"], "vit_miou": last_eval["vit"]["miou"]}
-                        save_best()
-                    progress.write(f"step {step}: {config.eval_split} mIoU cnn {last_eval['cnn']['miou']:.4f} "
-                                   f"vit {last_eval['vit']['miou']:.4f}")
-                    interval_start = time.perf_counter()  # throughput counts training, not evaluation
-                # A signal reaches one rank only: under DDP the ranks agree at log steps (one tiny all-reduce).
-                signalled = stop.signum is not None
-                if dist.enabled:
-                    signalled = step % config.log_interval == 0 and distributed.any_rank(signalled, device)
-                stop_here = config.stop_at_step is not None and step == config.stop_at_step and step < config.steps
-                if step % config.checkpoint_interval == 0 or step == config.steps or signalled or stop_here:
-                    flush()  # never checkpoint weights that came from a non-finite loss
-                    save(last_path)
-                    last_saved_step = step
-                    interval_start = time.perf_counter()
-                if signalled:
-                    signum = stop.signum or signal.SIGTERM
-                    message = (f"{signal.Signals(signum).name} at step {step}: checkpoint written to {last_path}; "
-                               f"continue with resume=True (--resume)")
-                    progress.write(message)
-                    raise TrainingInterrupted(message, signum)
-                if stop_here:
-                    progress.write(f"stopped at step {step} (stop_at_step); checkpoint {last_path}")
-                    return run_dir
-        progress.close()
-
-        # ---- the end: final val numbers (unless just done), the test split once, metrics.json ----
-        if last_eval is None or last_eval["step"] != step:
-            last_eval = run_eval()
-        test = None
-        if config.test_split:
-            test_set = make_dataset(config, config.test_split, train=False)
-            test_results = evaluate({"cnn": cnn, "vit": vit}, make_loader(shard(test_set), config, device=device),
-                                    num_classes, ignore_index, device, amp_dtype, channels_last)
-            test = {"split": config.test_split, "step": step,
-                    **{name: named_iou(result, class_names) for name, result in test_results.items()}}
-            record({"kind": "test", "step": step, "split": config.test_split,
-                    "cnn_miou": test["cnn"]["miou"], "vit_miou": test["vit"]["miou"]})
-    finally:
-        progress.close()
-        if history is not None:
-            history.close()
-    if dist.is_main:
-        write_json(run_dir / "metrics.json", {
-            "method": config.method, "dataset": config.dataset, "synthetic": bool(getattr(train_set, "synthetic", False)),
-            "cnn": config.cnn, "vit": config.vit, "seed": config.seed,
-            "steps": step, "epochs": epoch + position / steps_per_epoch, "world_size": dist.world_size,
-            "device": str(device), "precision": precision,
-            "train_time_s": train_time, "wall_time_s": wall_before + time.perf_counter() - wall_start,
-            "images_per_s": step * images_per_step / max(train_time, 1e-9),
-            "class_names": class_names,
-            "final_val": last_eval,   # the weights at the last step, on the eval split
-            "best_val": best,         # the step with the best mean of both students' eval-split mIoU (best.pt)
-            "test": test,             # the last step's weights on the test split, evaluated once, here
-        })
-    return run_dir
-
-
-def _plain(value):
-    """Tuples and lists compare equal (a checkpoint's config went through a list-making round trip)."""
-    return list(value) if isinstance(value, (tuple, list)) else value
+    def close(self) -> None:
+        if self.history is not None:
+            self.history.close()
+            self.history = None
 
 
 def _truncate_history(path: Path, step: int) -> None:
@@ -631,14 +498,264 @@ def _truncate_history(path: Path, step: int) -> None:
     os.replace(tmp, path)
 
 
+# ---- logging and evaluating during the loop -------------------------------------------------
+
+class LossMeter:
+    """The loss terms of the steps since the last log, kept on the device until `read` (one sync)."""
+
+    def __init__(self):
+        self.pending, self.names, self.steps = [], None, 0
+        self.restart_clock()
+
+    def add(self, terms: dict) -> None:
+        if self.names is None:
+            self.names = list(terms)
+        self.pending.append(torch.stack([terms[n].float() for n in self.names]))  # stays on the device
+        self.steps += 1
+
+    def restart_clock(self) -> None:
+        """Throughput counts training only: restart after evaluations and checkpoints."""
+        self.start = time.perf_counter()
+
+    def check_finite(self, step: int, kept: str) -> torch.Tensor:
+        """The pending values (steps, terms) on the host; FloatingPointError naming the first bad step and term."""
+        values = torch.stack(self.pending).cpu()
+        bad = ~torch.isfinite(values)
+        if bad.any():
+            row = int(bad.any(dim=1).nonzero()[0])
+            names = [n for n, b in zip(self.names, bad[row]) if b]
+            raise FloatingPointError(
+                f"loss is not finite at step {step - len(self.pending) + 1 + row}: {', '.join(names)} = "
+                f"{', '.join(str(float(values[row, self.names.index(n)])) for n in names)}. Training stopped; "
+                f"last good checkpoint: {kept}. Try a lower learning rate, smaller loss weights or precision='fp32'.")
+        return values
+
+    def read(self, step: int, kept: str) -> tuple[dict, float]:
+        """(mean of each term, seconds since the clock started); empties the meter."""
+        means = dict(zip(self.names, self.check_finite(step, kept).mean(dim=0).tolist()))
+        elapsed = time.perf_counter() - self.start
+        self.pending, self.steps = [], 0
+        self.restart_clock()
+        return means, elapsed
+
+
+def kept_checkpoint(files: RunFiles, state: RunState) -> str:
+    return f"{files.last} (step {state.last_saved_step})" if state.last_saved_step is not None else "none yet"
+
+
+def log_losses(config, dist, parts: Parts, state: RunState, meter: LossMeter, files: RunFiles, progress) -> None:
+    """Read the pending loss terms (one host-device sync), check them, log their means."""
+    if not meter.pending:
+        return
+    steps = meter.steps
+    means, elapsed = meter.read(state.step, kept_checkpoint(files, state))
+    images_per_step = config.batch_size * dist.world_size
+    speed = steps * images_per_step / max(elapsed, 1e-9)
+    entry = {"kind": "train", "step": state.step, "epoch": state.epoch, **means,
+             "lr_cnn": parts.opt_cnn.param_groups[0]["lr"], "lr_vit": parts.opt_vit.param_groups[0]["lr"],
+             "images_per_s": speed}
+    files.record(entry)
+    eta = (config.steps - state.step) * images_per_step / max(speed, 1e-9)
+    shown = {k: v for k, v in means.items() if not k.endswith("teaches") and k != "ramp"}
+    progress.show(" ".join(f"{k} {v:.3f}" for k, v in shown.items()),
+                  f"step {state.step}/{config.steps} | " + " ".join(f"{k} {v:.4f}" for k, v in means.items())
+                  + f" | lr {entry['lr_cnn']:.2e}/{entry['lr_vit']:.2e} | {speed:.1f} img/s | eta {format_seconds(eta)}")
+
+
+def evaluate_now(config, hw: Hardware, data: Data, parts: Parts, state: RunState, files: RunFiles) -> None:
+    """Both students on the eval split and on the training subset: history records, state.last_*eval."""
+    for split, loader in ((config.eval_split, data.eval_loader), ("train", data.train_eval_loader)):
+        if loader is None:
+            continue
+        results = evaluate({"cnn": parts.cnn, "vit": parts.vit}, loader, data.num_classes, data.ignore_index,
+                           hw.device, hw.amp_dtype, hw.channels_last)
+        out = {"step": state.step, "split": split,
+               "cnn": named_iou(results["cnn"], data.class_names), "vit": named_iou(results["vit"], data.class_names)}
+        entry = {"kind": "eval", "step": state.step, "split": split,
+                 "cnn_miou": out["cnn"]["miou"], "vit_miou": out["vit"]["miou"],
+                 "cnn_pixel_accuracy": out["cnn"]["pixel_accuracy"], "vit_pixel_accuracy": out["vit"]["pixel_accuracy"]}
+        if loader is data.train_eval_loader:
+            out["samples"] = entry["samples"] = data.train_eval_samples
+            state.last_train_eval = out
+        else:
+            state.last_eval = out
+        files.record(entry)
+
+
+def evaluate_and_keep_best(config, hw, data: Data, parts: Parts, state: RunState, files: RunFiles, progress) -> None:
+    """An evaluation during training; best.pt when the mean of both students' eval-split mIoU improved."""
+    evaluate_now(config, hw, data, parts, state, files)
+    val = state.last_eval
+    mean_miou = (val["cnn"]["miou"] + val["vit"]["miou"]) / 2
+    if mean_miou > state.best["miou"]:
+        state.best = {"miou": mean_miou, "step": state.step,
+                      "cnn_miou": val["cnn"]["miou"], "vit_miou": val["vit"]["miou"]}
+        files.save_weights(files.best, config, parts, state.step, best=state.best)
+    message = f"step {state.step}: {config.eval_split} mIoU cnn {val['cnn']['miou']:.4f} vit {val['vit']['miou']:.4f}"
+    if state.last_train_eval is not None and state.last_train_eval["step"] == state.step:
+        train = state.last_train_eval
+        message += (f" | train (first {train['samples']}, unaugmented) cnn {train['cnn']['miou']:.4f} "
+                    f"vit {train['vit']['miou']:.4f}")
+    progress.write(message)
+
+
+# ---- the loop -----------------------------------------------------------------------------
+
+def train_loop(config, dist, hw: Hardware, data: Data, parts: Parts, state: RunState, files: RunFiles,
+               progress) -> bool:
+    """Step until config.steps (returns True) or stop_at_step (returns False, last.pt written)."""
+    meter = LossMeter()
+    warmup_steps = round(config.lr_warmup * config.steps)
+    data.sampler.set_position(state.epoch, state.position * config.batch_size)
+    data.train_set.set_epoch(state.epoch)  # augmentation of epoch e; set before the loader's workers fetch anything
+    batches = iter(data.train_loader)
+    for module in (parts.cnn, parts.vit, parts.loss_fn):
+        module.train()
+    with StopOnSignal() as stop:
+        while state.step < config.steps:
+            t0 = time.perf_counter()
+            try:
+                images, labels = next(batches)
+            except StopIteration:  # next epoch: a new order, new augmentation
+                state.epoch, state.position = state.epoch + 1, 0
+                data.sampler.set_position(state.epoch, 0)
+                data.train_set.set_epoch(state.epoch)
+                batches = iter(data.train_loader)
+                continue
+            images, labels = to_device(images, labels, hw.device, hw.channels_last)
+            set_lr(parts.opt_cnn, state.step, config.steps, config.poly_power)
+            set_lr(parts.opt_vit, state.step, config.steps, config.poly_power, warmup_steps)
+            terms = train_step(parts.cnn_step, parts.vit_step, parts.loss_step, parts.opt_cnn, parts.opt_vit,
+                               parts.scaler, images, labels, state.step / config.steps, hw.amp_dtype)
+            state.step, state.position = state.step + 1, state.position + 1
+            step = state.step
+            meter.add(terms)
+            # Host time (data wait included); on a GPU the device catches up at the next log,
+            # so over many steps this is the true training time.
+            state.train_time += time.perf_counter() - t0
+            progress.step()
+
+            if step % config.log_interval == 0 or step == config.steps:
+                log_losses(config, dist, parts, state, meter, files, progress)
+            if step % config.eval_interval == 0 or step == config.steps:
+                log_losses(config, dist, parts, state, meter, files, progress)
+                evaluate_and_keep_best(config, hw, data, parts, state, files, progress)
+                meter.restart_clock()
+            # A signal reaches one rank only: under DDP the ranks agree at log steps (one tiny all-reduce).
+            signalled = stop.signum is not None
+            if dist.enabled:
+                signalled = step % config.log_interval == 0 and distributed.any_rank(signalled, hw.device)
+            stop_here = config.stop_at_step is not None and step == config.stop_at_step and step < config.steps
+            if step % config.checkpoint_interval == 0 or step == config.steps or signalled or stop_here:
+                log_losses(config, dist, parts, state, meter, files, progress)  # never save weights of a NaN loss
+                files.save_last(config, parts, state)
+                meter.restart_clock()
+            if step in config.snapshot_steps:
+                if meter.pending:  # the same check, without logging (a log record here would change history)
+                    meter.check_finite(step, kept_checkpoint(files, state))
+                files.save_weights(snapshot_path(files.dir, step), config, parts, step)
+            if signalled:
+                signum = stop.signum or signal.SIGTERM
+                message = (f"{signal.Signals(signum).name} at step {step}: checkpoint written to {files.last}; "
+                           f"continue with resume=True (--resume)")
+                progress.write(message)
+                raise TrainingInterrupted(message, signum)
+            if stop_here:
+                progress.write(f"stopped at step {step} (stop_at_step); checkpoint {files.last}")
+                return False
+    return True
+
+
+# ---- the end ------------------------------------------------------------------------------
+
+def evaluate_at_end(config, dist, hw: Hardware, data: Data, parts: Parts, state: RunState, files: RunFiles):
+    """The last step's eval-split (and training-subset) numbers unless just taken; the test split once.
+    Returns the test split's numbers (None when config.test_split is None)."""
+    if state.last_eval is None or state.last_eval["step"] != state.step:
+        evaluate_now(config, hw, data, parts, state, files)
+    if not config.test_split:
+        return None
+    test_set = make_dataset(config, config.test_split, train=False)
+    loader = make_loader(Subset(test_set, range(dist.rank, len(test_set), dist.world_size)), config, device=hw.device)
+    results = evaluate({"cnn": parts.cnn, "vit": parts.vit}, loader, data.num_classes, data.ignore_index,
+                       hw.device, hw.amp_dtype, hw.channels_last)
+    test = {"split": config.test_split, "step": state.step,
+            **{name: named_iou(result, data.class_names) for name, result in results.items()}}
+    files.record({"kind": "test", "step": state.step, "split": config.test_split,
+                  "cnn_miou": test["cnn"]["miou"], "vit_miou": test["vit"]["miou"]})
+    return test
+
+
+def write_metrics(config, dist, hw: Hardware, data: Data, state: RunState, files: RunFiles, test) -> None:
+    """metrics.json (rank 0)."""
+    if not files.main:
+        return
+    images_per_step = config.batch_size * dist.world_size
+    write_json(files.dir / "metrics.json", {
+        "method": config.method, "dataset": config.dataset,
+        "synthetic": bool(getattr(data.train_set, "synthetic", False)),
+        "cnn": config.cnn, "vit": config.vit, "seed": config.seed,
+        "steps": state.step, "epochs": state.epoch + state.position / data.steps_per_epoch,
+        "world_size": dist.world_size, "device": str(hw.device), "precision": hw.precision,
+        "train_time_s": state.train_time, "wall_time_s": state.wall_time(),
+        "images_per_s": state.step * images_per_step / max(state.train_time, 1e-9),
+        "class_names": data.class_names,
+        "final_val": state.last_eval,    # the weights at the last step, on the eval split
+        "best_val": state.best,          # the step with the best mean of both students' eval-split mIoU (best.pt)
+        "test": test,                    # the last step's weights on the test split, evaluated once, here
+        "final_train": state.last_train_eval,  # the last step's weights on the first N training items, unaugmented
+    })
+
+
+# ---- the training run ---------------------------------------------------------------------
+
+def train(config: TrainConfig) -> Path:
+    """Train both students as `config` says; returns the run directory.
+
+    Raises TrainingInterrupted after writing a checkpoint when SIGINT/SIGTERM
+    arrives, FloatingPointError naming the step and the loss term when a loss
+    becomes NaN/inf (the last good checkpoint is kept), FileExistsError when
+    run_dir holds a run and neither resume nor overwrite is set, SetupError
+    (a ValueError) for settings that cannot run."""
+    dist = distributed.init_distributed()
+    try:
+        state = RunState()  # its clock starts now
+        hw = choose_hardware(config, dist)
+        run_dir, checkpoint = prepare_run_dir(config)
+        data = build_data(config, dist, hw.device)
+        parts = build_parts(config, dist, hw, data)
+        if checkpoint is not None:
+            restore(checkpoint, parts, dist, state)
+        wrap_for_speed(config, dist, hw, parts)
+        files = RunFiles.open(config, run_dir, dist, hw, parts, state, resumed=checkpoint is not None)
+        progress = Progress(config.progress, config.steps, state.step, dist.is_main)
+        try:
+            if checkpoint is not None:
+                progress.write(f"resuming {run_dir} at step {state.step}/{config.steps}")
+            if not train_loop(config, dist, hw, data, parts, state, files, progress):
+                return run_dir  # stopped at stop_at_step: no final numbers
+            progress.close()
+            test = evaluate_at_end(config, dist, hw, data, parts, state, files)
+        finally:
+            progress.close()
+            files.close()
+        write_metrics(config, dist, hw, data, state, files, test)
+        return run_dir
+    finally:
+        distributed.cleanup()
+
+
 def main(argv=None) -> None:
+    """The command line. A user error (a run in the way, a dataset problem, settings that cannot run)
+    prints one paragraph and exits with 2, without a traceback; a signal exits with 128 + its number."""
     config = parse_args(argv)
     try:
         run_dir = train(config)
     except TrainingInterrupted as stop:
         sys.exit(128 + stop.signum)  # the shell convention for "ended by a signal"; the checkpoint is safe
-    except FileExistsError as error:  # an earlier run is in the way: say what to do, no traceback
-        sys.exit(f"error: {error}")
+    except (FileExistsError, DatasetError, SetupError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     print(f"run directory: {run_dir}")
 
 

@@ -68,6 +68,33 @@ def test_load_or_train_trains_when_the_run_has_other_settings(tmp_path, monkeypa
     assert "other settings" in out and "trained in" in out
 
 
+def test_train_with_snapshots_asks_the_trainer_for_them(tmp_path, monkeypatch):
+    """One fresh run with the trainer's snapshot_steps (steps outside 1 .. steps-1 dropped), not stop/resume pieces."""
+    import collab_lib.train
+
+    calls = []
+    monkeypatch.setattr(collab_lib.train, "train", lambda config: calls.append(config) or config.run_dir)
+    config = course.course_config(True, run_dir=str(tmp_path / "run"), resume=True)
+    course.train_with_snapshots(config, (20, 10, 10, 0, 30, 99))
+    assert len(calls) == 1 and calls[0].snapshot_steps == (10, 20)
+    assert calls[0].overwrite and not calls[0].resume and calls[0].stop_at_step is None
+    assert course.snapshot_path(tmp_path, 25).name == "step_000025.pt"
+
+
+def test_load_students_builds_the_trainers_loss(tmp_path):
+    """course.load_students and the trainer build the loss with one function (collab_lib.students.build_loss)."""
+    from collab_lib import students
+
+    config = course.course_config(True, run_dir=str(tmp_path), method="dml", temperature=2.0)
+    (tmp_path / "config.json").write_text(json.dumps({"config": config.to_dict()}))
+    (tmp_path / "metrics.json").write_text(json.dumps({"class_names": [str(i) for i in range(11)]}))
+    cnn, vit, loss_fn, loaded = course.load_students(tmp_path, checkpoint=None)
+    assert loaded == config and loss_fn.method == "dml" and not loss_fn.training
+    torch.manual_seed(config.seed)
+    again = students.build_loss(config, *students.build_students(config, 11))
+    assert type(again) is type(loss_fn) and again.method == loss_fn.method and again.weights == loss_fn.weights
+
+
 def test_teaching_by_class_counts_shares_of_valid_pixels():
     target = torch.tensor([[[0, 0, 1, 1], [2, 2, 255, 255]]])
     teacher = torch.tensor([[[1, -1, 1, 1], [0, 0, 1, -1]]])

@@ -22,6 +22,7 @@ def test_every_configuration_shares_the_recipe_and_only_the_loss_differs(tmp_pat
     methods = {(c.method, c.use_hfd, c.use_region, c.use_pixel) for c in seen}
     assert ("collab", False, True, True) in methods and ("collab", True, False, False) in methods
     assert all(c.resume for c in seen)  # an interrupted run continues from last.pt
+    assert {c.recipe for c in seen} == {"cpu"}  # config.json names the recipe that started the run
 
 
 def test_finished_runs_are_skipped(tmp_path, monkeypatch):
@@ -77,6 +78,7 @@ def test_a_real_tiny_grid_writes_what_the_summary_reads(tmp_path):
     assert len(df) == 1 and df.loc[0, "method"] == "collab" and df.loc[0, "split"] == "test"
     assert 0.0 <= df.loc[0, "cnn_miou"] <= 1.0 and 0.0 <= df.loc[0, "vit_miou"] <= 1.0
     assert "cnn_iou/pole" in df.columns
+    assert json.loads((dirs[0] / "config.json").read_text())["recipe"] == "smoke"  # provenance
     # Finished: a second call trains nothing (it would fail if it tried, since train is not patched to be quick).
     before = (dirs[0] / "metrics.json").stat().st_mtime_ns
     run_grid("smoke", tmp_path, configurations=["collab"])
@@ -136,7 +138,7 @@ def test_committed_results_were_made_by_the_recipe_of_their_folder(recipe):
 def test_describe_runs_names_what_each_run_changed_and_shows_only_val(tmp_path):
     from collab_lib.experiments import describe_runs
 
-    base = {**RECIPES["cpu"].base, "run_dir": "x", "seed": 0}
+    base = {**RECIPES["cpu"].base, "run_dir": "x", "seed": 0, "recipe": "cpu"}
     for name, changes in (("plain", {}), ("fast", {"lr_cnn": 0.5, "image_size": [128, 256]})):
         run = tmp_path / name / "collab" / "seed0"
         run.mkdir(parents=True)
@@ -147,6 +149,6 @@ def test_describe_runs_names_what_each_run_changed_and_shows_only_val(tmp_path):
             "test": {"cnn": {"miou": 0.9999}, "vit": {"miou": 0.9999}}}))
     rows = {line.split(" |")[0].strip("| "): line for line in describe_runs(tmp_path, "cpu").splitlines()[2:]}
     assert "lr_cnn=0.5" in rows["fast/collab/seed0 (seed 0)"] and "image_size=[128, 256]" in rows["fast/collab/seed0 (seed 0)"]
-    assert "| - |" in rows["plain/collab/seed0 (seed 0)"]  # nothing changed
+    assert "| - |" in rows["plain/collab/seed0 (seed 0)"]  # nothing changed (the recipe's name is no change)
     assert all("40.1" in row and "37.8" in row and "99.9" not in row for row in rows.values())
     assert base["lr_cnn"] != 0.5

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import collab_lib.train as train_module
+from collab_lib import course, runinfo, students
 from collab_lib.config import TrainConfig
 from collab_lib.train import train
 
@@ -65,11 +66,14 @@ def test_run_directory(straight):
                 "region_frac_cnn_teaches", "pixel_frac_vit_teaches"):
         assert key in steps[0], key
     evals = [h for h in history if h["kind"] in ("eval", "test")]
-    assert [(h["step"], h["split"]) for h in evals] == [(2, "val"), (4, "val"), (4, "test")]
+    assert [(h["step"], h["split"]) for h in evals] == [(2, "val"), (2, "train"), (4, "val"), (4, "train"), (4, "test")]
+    val = next(h for h in evals if h["split"] == "val")
+    assert sorted(val) == sorted(["kind", "step", "split", "cnn_miou", "vit_miou", "cnn_pixel_accuracy",
+                                  "vit_pixel_accuracy"])  # the val records keep the form old readers know
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["steps"] == 4 and metrics["synthetic"] is True and metrics["method"] == "collab"
-    for block in (metrics["final_val"], metrics["test"]):
+    for block in (metrics["final_val"], metrics["test"], metrics["final_train"]):
         for student in ("cnn", "vit"):
             assert 0.0 <= block[student]["miou"] <= 1.0
             assert list(block[student]["iou"]) == metrics["class_names"]
@@ -90,8 +94,9 @@ def test_run_directory(straight):
     # The same run directory is not silently reused.
     with pytest.raises(FileExistsError, match="resume"):
         train(tiny(run_dir))
-    with pytest.raises(SystemExit, match="--resume.*--overwrite"):  # the command line: a message, no traceback
+    with pytest.raises(SystemExit) as exit_info:  # the command line: a message, no traceback
         train_module.main(["--run-dir", str(run_dir), "--device", "cpu"])
+    assert exit_info.value.code == 2
 
 
 def test_resume_is_exact(straight, tmp_path):
@@ -99,10 +104,11 @@ def test_resume_is_exact(straight, tmp_path):
 
     The stop falls mid-epoch (3 steps per epoch) and after an evaluation, the
     resumed part crosses an epoch boundary, and dropout and augmentation are on."""
-    split = train(tiny(tmp_path / "split", stop_at_step=2))
+    split = train(tiny(tmp_path / "split", stop_at_step=2, snapshot_steps=(1, 3)))
     assert not (split / "metrics.json").exists()
     assert torch.load(split / "last.pt", weights_only=True)["step"] == 2
-    train(tiny(split, resume=True))
+    train(tiny(split, resume=True, snapshot_steps=(1, 3)))
+    assert sorted(p.name for p in split.glob("step_*.pt")) == ["step_000001.pt", "step_000003.pt"]  # resume keeps step 1
 
     a = torch.load(straight / "last.pt", weights_only=True)
     b = torch.load(split / "last.pt", weights_only=True)
@@ -126,7 +132,7 @@ def test_resume_is_exact(straight, tmp_path):
 
 
 def test_nan_loss_stops_naming_step_and_term(tmp_path, monkeypatch):
-    class PoisonedLoss(train_module.CollaborativeLoss):
+    class PoisonedLoss(students.CollaborativeLoss):
         calls = 0
 
         def forward(self, *args, **kwargs):
@@ -137,7 +143,7 @@ def test_nan_loss_stops_naming_step_and_term(tmp_path, monkeypatch):
                 total = total * float("nan")
             return total, terms
 
-    monkeypatch.setattr(train_module, "CollaborativeLoss", PoisonedLoss)
+    monkeypatch.setattr(students, "CollaborativeLoss", PoisonedLoss)  # what build_loss builds
     config = tiny(tmp_path / "run", steps=6, eval_interval=10, checkpoint_interval=2)
     with pytest.raises(FloatingPointError, match=r"step 3: .*hfd.*last good checkpoint.*step 2") as error:
         train(config)
@@ -187,8 +193,144 @@ def test_config_json_names_the_commit_of_the_code_that_ran(monkeypatch):
     from collab_lib.config import TrainConfig
 
     if (REPO / ".git").exists():
-        assert train_module.CODE_COMMIT == train_module.git_head()  # nothing was committed during this test
-    monkeypatch.setattr(train_module, "CODE_COMMIT", "a" * 40)
-    monkeypatch.setattr(train_module, "git_head", lambda: "b" * 40)
-    info = train_module.run_info(TrainConfig(run_dir="x"), torch.device("cpu"), "fp32", 1)
+        assert runinfo.CODE_COMMIT == runinfo.git_head()  # nothing was committed during this test
+    monkeypatch.setattr(runinfo, "CODE_COMMIT", "a" * 40)
+    monkeypatch.setattr(runinfo, "git_head", lambda: "b" * 40)
+    info = runinfo.run_info(TrainConfig(run_dir="x"), torch.device("cpu"), "fp32", 1)
     assert info["git_commit"] == "a" * 40 and info["git_head_at_start"] == "b" * 40
+
+
+def test_training_subset_and_snapshots_leave_training_unchanged(straight, tmp_path):
+    """The same 4 steps without the training-subset evaluation and with snapshots after steps 1 and 3: the
+    same weights, losses and val/test numbers as `straight` (evaluation and snapshots draw no random number)."""
+    run_dir = train(tiny(tmp_path / "snap", train_eval_samples=0, snapshot_steps=(1, 3)))
+    a = torch.load(straight / "last.pt", weights_only=True)
+    b = torch.load(run_dir / "last.pt", weights_only=True)
+    for key in ("cnn", "vit", "loss"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs"
+    same = lambda run: [{k: v for k, v in h.items() if k != "images_per_s"}  # noqa: E731
+                        for h in read_history(run) if h.get("split") != "train"]
+    assert same(straight) == same(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["final_train"] is None and not [h for h in read_history(run_dir) if h.get("split") == "train"]
+    for key in ("final_val", "best_val", "test"):
+        assert metrics[key] == json.loads((straight / "metrics.json").read_text())[key], key
+
+    # The snapshots: weights only, at the steps asked for, loadable by the course's helpers.
+    assert [p.name for p in sorted(run_dir.glob("step_*.pt"))] == ["step_000001.pt", "step_000003.pt"]
+    snapshot = torch.load(course.snapshot_path(run_dir, 3), weights_only=True)
+    assert set(snapshot) == {"step", "cnn", "vit", "loss", "config"} and snapshot["step"] == 3
+    assert list(snapshot["config"]["snapshot_steps"]) == [1, 3]
+    assert list(course.list_checkpoints(run_dir)) == ["step 0 (untrained)", "step 1", "step 3", "step 4 (last)"]
+    cnn, vit, loss_fn, config = course.load_students(run_dir, "step_000003.pt")
+    assert all(torch.equal(t, snapshot["cnn"][n]) for n, t in cnn.state_dict().items())
+    assert not torch.equal(cnn.state_dict()["classifier.weight"], a["cnn"]["classifier.weight"])  # step 3, not 4
+    # Starting the run afresh removes the earlier run's snapshots with its other files.
+    train(tiny(run_dir, overwrite=True, steps=1, train_eval_samples=0))
+    assert not list(run_dir.glob("step_*.pt"))
+
+
+def test_training_subset_is_the_first_items_unaugmented(straight):
+    """The train-split records score the first train_eval_samples items (here all 6) without augmentation:
+    recomputing them from the saved weights gives the same numbers."""
+    history = read_history(straight)
+    last = [h for h in history if h.get("split") == "train"][-1]
+    assert last["step"] == 4 and last["samples"] == 6
+    metrics = json.loads((straight / "metrics.json").read_text())
+    assert metrics["final_train"]["samples"] == 6 and metrics["final_train"]["cnn"]["miou"] == last["cnn_miou"]
+    cnn, vit, _, config = course.load_students(straight)
+    data = train_module.make_dataset(config, "train", train=False)
+    loader = train_module.make_loader(data, config)
+    scores = train_module.evaluate({"cnn": cnn, "vit": vit}, loader, data.num_classes, data.ignore_index,
+                                   torch.device("cpu"), None, False)
+    assert scores["cnn"]["miou"] == pytest.approx(last["cnn_miou"], abs=1e-9)
+    assert scores["vit"]["miou"] == pytest.approx(last["vit_miou"], abs=1e-9)
+    assert metrics["final_train"]["cnn"]["miou"] != metrics["final_val"]["cnn"]["miou"]  # another split
+
+
+def test_config_json_records_command_line_dirty_tree_and_recipe(straight, tmp_path, monkeypatch):
+    info = json.loads((straight / "config.json").read_text())
+    assert info["command"]["argv"] and {"git_dirty", "git_changes", "git_diff_sha1"} <= set(info)
+    assert info["recipe"] is None  # not started by the grid runner
+
+    # working_tree() on a repository of its own: clean, then an edit (hashed), then a new file in the folder.
+    repo = tmp_path / "repo"
+    (repo / "lib").mkdir(parents=True)
+    (repo / "lib" / "a.py").write_text("x = 1\n")
+    git = lambda *args: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo,  # noqa: E731
+                                       check=True, capture_output=True)
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "one")
+    monkeypatch.setattr(runinfo, "CODE_FOLDER", repo / "lib")
+    assert runinfo.working_tree() == {"git_dirty": False, "git_changes": [], "git_diff_sha1": None}
+    (repo / "runs").mkdir()
+    (repo / "runs" / "log.txt").write_text("a run directory being written is not a code change")
+    assert runinfo.working_tree()["git_dirty"] is False
+    (repo / "lib" / "a.py").write_text("x = 2\n")
+    first = runinfo.working_tree()
+    assert first["git_dirty"] is True and first["git_changes"] == [" M lib/a.py"] and len(first["git_diff_sha1"]) == 40
+    (repo / "lib" / "a.py").write_text("x = 3\n")
+    assert runinfo.working_tree()["git_diff_sha1"] != first["git_diff_sha1"]  # another edit, another hash
+    (repo / "lib" / "a.py").write_text("x = 1\n")
+    (repo / "lib" / "new.py").write_text("")
+    assert runinfo.working_tree()["git_changes"] == ["?? lib/new.py"]  # untracked code counts
+    monkeypatch.setattr(runinfo, "CODE_FOLDER", tmp_path)  # no git repository at all
+    assert runinfo.working_tree()["git_dirty"] is None
+
+    # The grid runner's recipe reaches config.json; it does not change the maths of a resumed run.
+    info = runinfo.run_info(TrainConfig(run_dir="x", recipe="cpu"), torch.device("cpu"), "fp32", 1)
+    assert info["recipe"] == "cpu" and info["config"]["recipe"] == "cpu"
+
+
+def test_command_line_inside_a_kernel_names_the_parent_process(monkeypatch):
+    """papermill runs the notebook in a kernel whose argv is only the kernel launcher's: the parent's command
+    line (papermill's own) is recorded too, where the system tells it."""
+    import types
+
+    assert "kernel" not in runinfo.command_line()
+    fake_ipython = types.ModuleType("IPython")
+    fake_ipython.get_ipython = lambda: types.SimpleNamespace(kernel=object())  # what a kernel's shell has
+    monkeypatch.setitem(sys.modules, "IPython", fake_ipython)
+    monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/05_full_training.ipynb")
+    info = runinfo.command_line()
+    assert info["kernel"] is True and info["notebook"] == "notebooks/05_full_training.ipynb"
+    if Path(f"/proc/{os.getppid()}/cmdline").exists():
+        assert info["parent"] and isinstance(info["parent"][0], str)
+
+
+def test_user_errors_on_the_command_line_exit_2_with_one_paragraph(straight, tmp_path, capsys):
+    """A dataset problem and a resume with other settings: "error: ..." on stderr, exit code 2, no traceback."""
+    with pytest.raises(SystemExit) as exit_info:
+        train_module.main(["--dataset", "cityscapes", "--data-root", str(tmp_path / "nowhere"), "--device", "cpu",
+                           "--run-dir", str(tmp_path / "run"), "--workers", "0"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: ") and "Traceback" not in err
+    assert "nowhere" in err or "cityscapes" in err.lower()
+
+    with pytest.raises(SystemExit) as exit_info:
+        train_module.main(["--config", str(straight / "config.json"), "--resume", "--lr-cnn", "0.5"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "lr_cnn: 0.03 -> 0.5" in err and "Traceback" not in err
+
+    with pytest.raises(SystemExit) as exit_info:
+        train_module.main(["--run-dir", str(straight), "--device", "cpu"])
+    assert exit_info.value.code == 2 and "--resume" in capsys.readouterr().err
+
+
+def test_progress_log_lines_go_to_stderr(capsys):
+    """progress="log" (headless kernels, papermill --log-output): every line on stderr, nothing on stdout."""
+    from collab_lib.progress import Progress, format_seconds
+
+    shown = Progress("log", total=10, initial=0, enabled=True)
+    shown.show("loss 1.0", "step 1/10 | loss 1.0000")
+    shown.write("step 1: val mIoU cnn 0.1 vit 0.2")
+    shown.close()
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == "step 1/10 | loss 1.0000\nstep 1: val mIoU cnn 0.1 vit 0.2\n"
+    silent = Progress("log", total=10, initial=0, enabled=False)  # a DDP rank other than 0
+    silent.show("x", "y")
+    silent.write("z")
+    assert capsys.readouterr().err == ""
+    assert format_seconds(12.7) == "0m12s" and format_seconds(3725) == "1h02m"

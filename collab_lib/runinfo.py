@@ -1,0 +1,107 @@
+"""Provenance: what config.json records about how a run was made.
+
+    run_info(config, device, precision, world_size) -> dict   (config.json, written by rank 0)
+
+Besides the full TrainConfig (whose `recipe` names the collab_lib.experiments recipe
+when the grid runner started the run) it records:
+  git_commit          the commit of the code this process imported (CODE_COMMIT, read once at import:
+                      a grid worker keeps running the code it imported while the checkout moves on)
+  git_head_at_start   the checkout's commit when the run started
+  git_dirty           whether that checkout had uncommitted changes (working_tree(): tracked files, and
+                      untracked files in collab_lib/), git_changes the `git status --porcelain` lines,
+                      git_diff_sha1 the sha1 of `git diff HEAD` (None when clean): two runs with the
+                      same hash ran the same edits
+  command             how this process was started (`command_line()`): sys.argv, and inside a Jupyter
+                      kernel also the command of the process that started the kernel (e.g. papermill's
+                      command line), where the operating system tells it (Linux /proc)
+  versions, device, precision, world_size, host, started (UTC)
+Every git field is None outside a git checkout or without git.
+"""
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .progress import in_jupyter_kernel
+
+CODE_FOLDER = Path(__file__).resolve().parent
+
+
+def _git(*args) -> str | None:
+    """stdout of `git <args>` run in the library's folder; None when git fails or is missing."""
+    try:
+        result = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, cwd=CODE_FOLDER)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout if result.returncode == 0 else None
+
+
+def git_head() -> str | None:
+    """The commit checked out where this file lies (None outside a git checkout)."""
+    return (_git("rev-parse", "HEAD") or "").strip() or None
+
+
+# Read once, when the library is imported: a long-lived process (a grid worker training run after run)
+# keeps executing the code it imported even after the checkout moves on to later commits.
+CODE_COMMIT = git_head()
+
+
+def working_tree() -> dict:
+    """{"git_dirty", "git_changes", "git_diff_sha1"} of the checkout the library lies in.
+
+    Dirty = a tracked file anywhere differs from HEAD, or an untracked file lies in the library's own
+    folder. Untracked files elsewhere are not counted: run directories (results/..., runs/...) are
+    untracked while they are being written. git_changes: `git status --porcelain` lines (at most 50);
+    git_diff_sha1: sha1 of `git diff HEAD` (tracked changes), None when clean. All None without git."""
+    tracked = _git("status", "--porcelain", "--untracked-files=no")
+    library = _git("status", "--porcelain", "--", ".")  # run in collab_lib/: its untracked files too
+    if tracked is None or library is None:
+        return {"git_dirty": None, "git_changes": None, "git_diff_sha1": None}
+    changes = sorted(set(tracked.splitlines()) | set(library.splitlines()))
+    if not changes:
+        return {"git_dirty": False, "git_changes": [], "git_diff_sha1": None}
+    diff = _git("diff", "HEAD") or ""
+    return {"git_dirty": True, "git_changes": changes[:50], "git_diff_sha1": hashlib.sha1(diff.encode()).hexdigest()}
+
+
+def _parent_command() -> list | None:
+    """The command line of this process's parent (Linux only; None elsewhere or when unreadable)."""
+    try:
+        raw = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part] or None
+
+
+def command_line() -> dict:
+    """{"argv": sys.argv} and, inside a Jupyter kernel (argv is then only the kernel's launcher),
+    "kernel": True, "parent": the command that started the kernel (papermill's own command line under
+    papermill; the Jupyter server's in JupyterLab) and "notebook" (JPY_SESSION_NAME, which Jupyter
+    servers set to the notebook's path; papermill does not)."""
+    info = {"argv": list(sys.argv)}
+    if in_jupyter_kernel():
+        info.update(kernel=True, parent=_parent_command(), notebook=os.environ.get("JPY_SESSION_NAME"))
+    return info
+
+
+def run_info(config, device, precision, world_size) -> dict:
+    """config.json: everything needed to know what produced a run (see the module docstring)."""
+    import timm
+    return {
+        "config": config.to_dict(),
+        "seed": config.seed,
+        "recipe": config.recipe,
+        "command": command_line(),
+        "versions": {"collab_lib": __version__, "python": platform.python_version(), "torch": torch.__version__,
+                     "timm": timm.__version__, "numpy": np.__version__},
+        "git_commit": CODE_COMMIT, "git_head_at_start": git_head(), **working_tree(),
+        "device": str(device), "precision": precision, "world_size": world_size,
+        "host": platform.node(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
