@@ -23,9 +23,12 @@ setup: $(STAMP)
 # The kit's main job: both students learn together (method collab) on the
 # embedded synthetic street scenes, CPU recipe (about 5-10 minutes on 2 cores).
 # --resume: a second `make train` continues an interrupted run (a finished one
-# is left as it is). Notebooks 2-4 load runs/make-train when it exists.
+# is left as it is). Notebooks 2-4 load runs/make-train when it exists and scrub
+# through its snapshots: the weights after steps 25, 50, 100 and 200 of the 400
+# (step_<n>.pt; step 0 is rebuilt from the seed, 400 is last.pt). One snapshot is
+# 69,338,749 bytes (ls -l; both students and the loss's projectors), 4 = 277 MB.
 train: $(STAMP)
-	$(PY) -m collab_lib.train --run-dir runs/make-train --resume $(TRAIN_ARGS)
+	$(PY) -m collab_lib.train --run-dir runs/make-train --resume --snapshot-steps 25 50 100 200 $(TRAIN_ARGS)
 
 # The whole suite: library tests, the course notebooks through nbval (CI mode
 # when CI is set), the papermill test, and the browser tests when Chromium is there.

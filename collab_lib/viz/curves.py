@@ -135,3 +135,39 @@ def plot_training_overview(history, split="val", until=None, title=None) -> plt.
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_generalisation_gap(history, split="val", title=None) -> plt.Figure:
+    """Train vs `split` mIoU of both students over training: the generalisation gap.
+
+    The train curve is the trainer's unaugmented evaluation of the first N training
+    items (history records {"kind": "eval", "split": "train"}; TrainConfig.train_eval_samples).
+    Solid lines: training items; dashed: `split`; the shaded band between them is each
+    student's gap. Runs from before that evaluation existed say so in the panel.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharey=True)
+    train_evals, held_out = records(history, "eval", "train"), records(history, "eval", split)
+    for ax, (key, name, color) in zip(axes, (("cnn_miou", "CNN", CNN_COLOR), ("vit_miou", "ViT", VIT_COLOR))):
+        train_steps, train_values = series(train_evals, key)
+        held_steps, held_values = series(held_out, key)
+        ax.plot(train_steps, train_values, marker="o", color=color, label="train (unaugmented)")
+        ax.plot(held_steps, held_values, marker="o", color=color, linestyle="--", label=split)
+        common, in_train, in_held = np.intersect1d(train_steps, held_steps, return_indices=True)
+        if common.size:
+            ax.fill_between(common, held_values[in_held], train_values[in_train], color=color, alpha=0.15)
+            gap = train_values[in_train][-1] - held_values[in_held][-1]
+            ax.set_title(f"{name}: gap {100 * gap:+.1f} points at step {int(common[-1])}")
+        else:
+            ax.set_title(name)
+        if not train_steps.size:
+            ax.text(0.5, 0.5, "no train-split evaluations in this run", ha="center", va="center",
+                    transform=ax.transAxes)
+        ax.set_xlabel("step")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, fontsize="small")
+    axes[0].set_ylabel("mIoU")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
