@@ -81,11 +81,12 @@ def _parent_command() -> list | None:
 
 
 def command_line() -> dict:
-    """{"argv": sys.argv} and, inside a Jupyter kernel (argv is then only the kernel's launcher),
+    """{"argv": sys.argv, "orig_argv": the interpreter's own command line (e.g. python -m collab_lib.train
+    --steps 9; Python >= 3.10)} and, inside a Jupyter kernel (argv is then only the kernel's launcher),
     "kernel": True, "parent": the command that started the kernel (papermill's own command line under
     papermill; the Jupyter server's in JupyterLab) and "notebook" (JPY_SESSION_NAME, which Jupyter
     servers set to the notebook's path; papermill does not)."""
-    info = {"argv": list(sys.argv)}
+    info = {"argv": list(sys.argv), "orig_argv": list(getattr(sys, "orig_argv", []))}
     if in_jupyter_kernel():
         info.update(kernel=True, parent=_parent_command(), notebook=os.environ.get("JPY_SESSION_NAME"))
     return info

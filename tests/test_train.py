@@ -289,7 +289,10 @@ def test_command_line_inside_a_kernel_names_the_parent_process(monkeypatch):
     line (papermill's own) is recorded too, where the system tells it."""
     import types
 
-    assert "kernel" not in runinfo.command_line()
+    outside = runinfo.command_line()
+    assert "kernel" not in outside and outside["argv"] == sys.argv
+    if sys.version_info >= (3, 10) and len(sys.argv) > 1:  # the same arguments, after the interpreter's own
+        assert outside["orig_argv"][1 - len(sys.argv):] == sys.argv[1:]
     fake_ipython = types.ModuleType("IPython")
     fake_ipython.get_ipython = lambda: types.SimpleNamespace(kernel=object())  # what a kernel's shell has
     monkeypatch.setitem(sys.modules, "IPython", fake_ipython)
