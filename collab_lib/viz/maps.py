@@ -193,7 +193,8 @@ def plot_region_ce(image, ce_cnn, ce_vit, region_pixels=None, title=None) -> plt
     vmax = float(both.max()) if both.size else 1.0
     image = to_numpy(image)
     aspect = image.shape[1] / image.shape[0]
-    fig, axes = plt.subplots(1, 3, figsize=figure_size(3 * min(2.6 * aspect, 6) + 1.5, 2.8), layout="constrained")
+    panel = min(1.3 * aspect, 2.6)  # three panels and two colour bars in <= 10 in
+    fig, axes = plt.subplots(1, 3, figsize=figure_size(3 * panel + 1.5, panel / aspect + 1.2), layout="constrained")
     for ax, values, name in zip(axes[:2], (ce_cnn, ce_vit), ("CNN", "ViT")):
         mappable = draw_region_values(ax, image, values, region_pixels, vmin=0.0, vmax=vmax)
         ax.set_title(f"{name}: CE per region", fontsize="small")
@@ -215,7 +216,8 @@ def plot_region_bsd(image, label, ce_cnn, ce_vit, direction, class_names, palett
     image = to_numpy(image)
     ce_cnn, ce_vit = to_numpy(ce_cnn).astype(np.float64), to_numpy(ce_vit).astype(np.float64)
     aspect = image.shape[1] / image.shape[0]
-    fig, axes = plt.subplots(2, 2, figsize=figure_size(2 * min(3.0 * aspect, 6) + 1.2, 6.0), layout="constrained")
+    panel = min(1.8 * aspect, 4.0)  # a panel's width (in); its height follows the image, plus titles and legends
+    fig, axes = plt.subplots(2, 2, figsize=figure_size(2 * panel + 1.4, 2 * panel / aspect + 2.6), layout="constrained")
     axes = axes.ravel()
     axes[0].imshow(image)
     axes[0].imshow(label_to_rgba(label, palette, ignore_index, 0.6))
@@ -299,7 +301,8 @@ def plot_pixel_reliability(image, cnn_teaches, vit_teaches, cnn_right, vit_right
     image = to_numpy(image)
     teaching, correctness = reliability_categories(cnn_teaches, vit_teaches, cnn_right, vit_right, valid)
     aspect = image.shape[1] / image.shape[0]
-    fig, axes = plt.subplots(1, 2, figsize=figure_size(2 * min(3.0 * aspect, 6) + 0.6, 3.8), layout="constrained")
+    panel = min(2.25 * aspect, 4.5)
+    fig, axes = plt.subplots(1, 2, figsize=figure_size(2 * panel + 0.6, panel / aspect + 1.6), layout="constrained")
     draw_pixel_teaching(axes[0], image, teaching, alpha)
     axes[0].set_title("who teaches (pixel-wise BSD)")
     draw_correctness(axes[1], image, correctness, alpha)
@@ -328,7 +331,8 @@ def plot_kl_map(image, kl_map, transfer_mask=None, valid=None, vmax=None, title=
     if transfer_mask is not None:
         panels.append(("KL that pixel-wise BSD transfers", valid & to_numpy(transfer_mask).astype(bool)))
     aspect = image.shape[1] / image.shape[0]
-    fig, axes = plt.subplots(1, len(panels), figsize=figure_size(len(panels) * min(3.0 * aspect, 6) + 1.2, 3.0),
+    panel = min(2.1 * aspect, 4.2)
+    fig, axes = plt.subplots(1, len(panels), figsize=figure_size(len(panels) * panel + 1.2, panel / aspect + 1.1),
                              squeeze=False, layout="constrained")
     for ax, (heading, mask) in zip(axes[0], panels):
         ax.imshow(image)
@@ -364,7 +368,8 @@ def plot_pixel_bsd(image, cnn_teaches, vit_teaches, cnn_right, vit_right, kl_map
         vmax = float(np.percentile(shown, 99)) if shown.size else 1.0
     vmax = vmax if vmax > 0 else 1.0
     aspect = image.shape[1] / image.shape[0]
-    fig, axes = plt.subplots(1, 3, figsize=figure_size(3 * min(2.8 * aspect, 5.5) + 1.0, 3.9), layout="constrained")
+    panel = min(1.45 * aspect, 2.9)  # three panels and a colour bar in <= 10 in
+    fig, axes = plt.subplots(1, 3, figsize=figure_size(3 * panel + 1.0, panel / aspect + 2.2), layout="constrained")
     draw_pixel_teaching(axes[0], image, teaching, alpha)
     axes[0].set_title("who teaches")
     draw_correctness(axes[1], image, correctness, alpha)
