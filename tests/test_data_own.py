@@ -161,11 +161,13 @@ def test_check_prints_class_names_and_pixel_counts(tmp_path, capsys):
 # ---------------------------------------------------------------- 3 training steps through the command line
 
 def cityscapes_tree(root):
-    for split in ("train", "val"):
+    """train and val labelled; test as the official download has it, every labelId 0 (unlabeled: ignore)."""
+    for split in ("train", "val", "test"):
         for k, city in enumerate(("aachen", "bochum")):
             name = f"{city}_00000{k}_000019"
             write_rgb(f"{root}/leftImg8bit/{split}/{city}/{name}_leftImg8bit.png", SIZE, SIZE, seed=k)
-            write_index(f"{root}/gtFine/{split}/{city}/{name}_gtFine_labelIds.png", stripes([7, 26, 0, 24]))
+            ids = stripes([7, 26, 0, 24]) if split != "test" else np.zeros((SIZE, SIZE))
+            write_index(f"{root}/gtFine/{split}/{city}/{name}_gtFine_labelIds.png", ids)
 
 
 def camvid_tree(root):
@@ -230,3 +232,18 @@ def test_cli_without_class_names_says_what_to_write(tmp_path):
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
     assert str(tmp_path / "data" / "classes.txt") in result.stderr and "--class-names" in result.stderr
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_the_grid_runner_trains_a_folder_dataset(tmp_path):
+    """A recipe with --set dataset=folder data_root=DIR: class names from classes.txt reach every run."""
+    own_tree(tmp_path / "data")
+    command = [sys.executable, "-m", "collab_lib.experiments", "--recipe", "smoke", "--configurations", "independent",
+               "--seeds", "0", "--out", str(tmp_path / "grid"), "--set", "dataset=folder",
+               f"data_root={tmp_path / 'data'}", "cnn_decoder_channels=16", "vit_decoder_channels=16", "device=cpu"]
+    result = subprocess.run(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    metrics = json.loads((tmp_path / "grid" / "independent" / "seed0" / "metrics.json").read_text())
+    assert metrics["dataset"] == "folder" and metrics["class_names"] == OWN_CLASSES
+    assert list(metrics["test"]["cnn"]["iou"]) == OWN_CLASSES
