@@ -369,7 +369,7 @@ def plot_pixel_bsd(image, cnn_teaches, vit_teaches, cnn_right, vit_right, kl_map
     vmax = vmax if vmax > 0 else 1.0
     aspect = image.shape[1] / image.shape[0]
     panel = min(1.45 * aspect, 2.9)  # three panels and a colour bar in <= 10 in
-    fig, axes = plt.subplots(1, 3, figsize=figure_size(3 * panel + 1.0, panel / aspect + 2.2), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=figure_size(3 * panel + 1.0, panel / aspect + 1.7), layout="constrained")
     draw_pixel_teaching(axes[0], image, teaching, alpha)
     axes[0].set_title("who teaches")
     draw_correctness(axes[1], image, correctness, alpha)
