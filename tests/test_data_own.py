@@ -103,7 +103,7 @@ def test_without_class_names_one_paragraph_names_classes_txt_and_the_layout(tmp_
     message = str(error.value)
     assert "\n" not in message, "one paragraph"
     for part in (str(tmp_path / "classes.txt"), "one class name per line", "ROOT/images/", "ROOT/masks/",
-                 "palette.txt", "ROOT/images/<split>/", "--class-names", "-p class_names"):
+                 "palette.txt", "ROOT/images/<split>/", "--class-names", "--set class_names", "-p class_names"):
         assert part in message, part
 
 

@@ -31,8 +31,8 @@ def no_class_names_message(root):
     classes = os.path.join(root, CLASSES_FILE)
     return (f"folder dataset: no class names: {classes} not found. Write it with one class name per line "
             f"(line 1 names label value 0, line 2 value 1, ...), or give the names instead: "
-            f"--class-names road \"traffic sign\" (or road,car) on the command line, -p class_names \"[road, car]\" "
-            f"with papermill, class_names=[...] in Python. Expected layout: ROOT/images/ and ROOT/masks/ "
+            f"--class-names road \"traffic sign\" (or road,car) on the command line, --set class_names=road,car for "
+            f"the grid runner, -p class_names \"[road, car]\" with papermill, class_names=[...] in Python. Expected layout: ROOT/images/ and ROOT/masks/ "
             f"(masks: PNGs with the images' names, one class index per pixel, 255 = ignore), ROOT/classes.txt, "
             f"optional ROOT/palette.txt (one 'R G B' or '#rrggbb' per class), optional split sub-folders "
             f"ROOT/images/<split>/ and ROOT/masks/<split>/ (train, val, test).")
