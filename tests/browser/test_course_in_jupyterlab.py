@@ -301,7 +301,47 @@ def _change_control(page, kind: str, control) -> str:
     return ""  # free text inputs: no meaningful value to invent
 
 
-def _exercise_notebook(server, session, key: str, *, expect_widgets: bool = True):
+def _scrub_through(page, boxes, label: str) -> list[str]:
+    """Walk the slider labelled `label` (e.g. the training checkpoints) from its last position to its first.
+
+    Each step must redraw the figure to an image not seen before: the students of every
+    checkpoint make their own picture. Returns one log line per step; a screenshot of
+    the panel at each position goes to test-output/browser/.
+    """
+    for index in range(boxes.count()):
+        box = boxes.nth(index)
+        sliders = box.locator(".widget-slider").filter(has=page.locator(".widget-label", has_text=label))
+        if sliders.count():
+            break
+    else:
+        raise AssertionError(f"no interactive panel has a slider labelled {label!r}")
+    box.scroll_into_view_if_needed()
+    handle = sliders.first.locator(".noUi-handle").first
+    top = int(float(handle.get_attribute("aria-valuemax")))
+    now = int(float(handle.get_attribute("aria-valuenow")))
+    readout = sliders.first.locator(".widget-readout").first
+    assert top >= 2, (f"the {label!r} slider offers {top + 1} positions ({readout.inner_text()!r} now); expected "
+                      f"step 0, at least one snapshot and the last checkpoint")
+    assert now == top, f"the {label!r} slider should start at its last position ({top}), it is at {now}"
+    seen = {_figure_fingerprint(box)}
+    log = [f"panel {index}: {label!r} at {readout.inner_text()!r}"]
+    stem = "scrub-" + re.sub(r"[^A-Za-z0-9_-]", "-", label)
+    box.screenshot(path=str(OUTPUT_DIR / f"{stem}-{now}.png"))
+    for position in range(top - 1, -1, -1):
+        before = _figure_fingerprint(box)
+        handle.focus()
+        handle.press("ArrowLeft")
+        page.wait_for_function("([el, want]) => parseFloat(el.getAttribute('aria-valuenow')) === want",
+                               arg=[handle.element_handle(), position], timeout=10_000)
+        after = _wait_figure_changed(box, before, f"{label!r} moved to position {position}")
+        assert after not in seen, f"{label!r} at position {position} ({readout.inner_text()!r}) shows a figure seen before"
+        seen.add(after)
+        box.screenshot(path=str(OUTPUT_DIR / f"{stem}-{position}.png"))
+        log.append(f"panel {index}: {label!r} -> {readout.inner_text()!r}: figure {before[:8]} -> {after[:8]}")
+    return log
+
+
+def _exercise_notebook(server, session, key: str, *, expect_widgets: bool = True, scrub: str | None = None):
     page = session.page
     relpath = server.notebooks[key]
     stem = Path(relpath).stem
@@ -322,7 +362,7 @@ def _exercise_notebook(server, session, key: str, *, expect_widgets: bool = True
         box_count = boxes.count()
         if expect_widgets:
             assert box_count > 0, f"{relpath}: no interactive_figure panel (.collab-interactive) was rendered"
-        log = []
+        log = _scrub_through(page, boxes, scrub) if scrub else []
         for index in range(box_count):
             box = boxes.nth(index)
             box.scroll_into_view_if_needed()
@@ -378,12 +418,14 @@ def test_other_kernelspec_gets_the_kit_kernel(lab_server, browser_page):
 
 
 @pytest.mark.timeout(600, method="signal")  # signal: finalizers still stop everything
-@pytest.mark.parametrize("key, filename", [("region", "03_region_bsd.ipynb"), ("pixel", "04_pixel_bsd.ipynb")],
+@pytest.mark.parametrize("key, filename, scrub", [("region", "03_region_bsd.ipynb", "checkpoint"),
+                                                 ("pixel", "04_pixel_bsd.ipynb", None)],
                          ids=["region_bsd", "pixel_bsd"])
-def test_course_notebook_in_jupyterlab(lab_server, browser_page, key, filename):
+def test_course_notebook_in_jupyterlab(lab_server, browser_page, key, filename, scrub):
+    """Run All, then (03) scrub the checkpoint slider through training, then move every control once."""
     if key not in lab_server.notebooks:
         pytest.skip(f"notebooks/{filename} does not exist yet (the course notebooks issue writes it)")
-    _exercise_notebook(lab_server, browser_page, key)
+    _exercise_notebook(lab_server, browser_page, key, scrub=scrub)
 
 
 _EXTRA = [p for p in os.environ.get("COLLAB_BROWSER_NOTEBOOKS", "").split(os.pathsep) if p.strip()]
