@@ -242,3 +242,29 @@ def test_the_committed_runs_with_a_stale_commit_are_listed_in_the_evidence():
         "results/sweeps/" + s for s in ("lr", "res", "scenes", "weights", "long1200")}
     assert all(int(entry["run"].rsplit("seed", 1)[1]) <= 2 for entry in stale if "/long1200/" in entry["run"])
     assert ledger.stale_commit_table() in ledger.tables_in((ROOT / ledger.EVIDENCE).read_text())
+
+
+def test_no_committed_run_stores_text_where_a_boolean_or_number_belongs_except_the_known_truthy_ones():
+    """The long1200-anypixel defect: `--set require_correct=False` stored "False" (truthy). Since typed
+    settings no run can; the only text left in committed config.json files is "True" in 17 runs of the
+    kit's earlier --set parsing (require_learner_wrong, channels_last), which Python read as true, as meant."""
+    import json
+    import typing
+
+    from collab_lib.config import TrainConfig, _split_hint
+
+    hints = typing.get_type_hints(TrainConfig)
+    found = {}
+    paths = sorted((ledger.REPO_ROOT / "results").glob("**/config.json"))
+    assert len(paths) > 200
+    for path in paths:
+        config = json.loads(path.read_text())["config"]
+        for name, value in config.items():
+            kind = _split_hint(hints[name])[0] if name in hints else None
+            if value is not None and ((kind is bool and not isinstance(value, bool))
+                                      or (kind in (int, float) and isinstance(value, (str, bool)))):
+                found.setdefault((name, value), []).append(path.parent.relative_to(ledger.REPO_ROOT).as_posix())
+        TrainConfig.from_dict({k: v for k, v in config.items() if k in hints})  # every one still loads
+    assert {key: len(runs) for key, runs in found.items()} == {("require_learner_wrong", "True"): 6,
+                                                             ("channels_last", "True"): 11}
+    assert all("anypixel" not in run for runs in found.values() for run in runs)
