@@ -97,7 +97,7 @@ def get_rng_state() -> dict:
         "torch": torch.get_rng_state(),
         "cuda": [],
     }
-    if torch.cuda.is_available():  # never touch CUDA otherwise (lessons: Devices)
+    if torch.cuda.is_available():  # never touch CUDA otherwise (nanoGPT #293 crashed CPU machines that way)
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
