@@ -156,22 +156,13 @@ def test_paired_gain_table_pairs_by_seed(tmp_path):
         paired_gain_table({"none": ("nothing", "nothing2")}, baseline="none", root=tmp_path)
 
 
-def _write_split_metrics(folder, seed, val, test):
-    """seed<N>/metrics.json with the ViT's mIoU `val` on final_val and `test` on test (the CNN fixed at 0.5)."""
-    run = folder / f"seed{seed}"
-    run.mkdir(parents=True)
-    student = lambda miou: {"miou": miou, "iou": {}}  # noqa: E731
-    (run / "metrics.json").write_text(json.dumps({split: {"cnn": student(0.5), "vit": student(value)}
-                                                  for split, value in (("final_val", val), ("test", test))}))
-
-
-def test_paired_gains_are_per_seed_differences(tmp_path):
+def test_paired_gains_are_per_seed_differences(tmp_path, write_split_metrics):
     from collab_lib.analysis import paired_gains
 
     for seed in range(3):
-        _write_split_metrics(tmp_path / "base", seed, 0.40, 0.40)
+        write_split_metrics(tmp_path / "base", seed, 0.40, 0.40)
     for seed, g in enumerate([1, -2, 3]):
-        _write_split_metrics(tmp_path / "up", seed, 0.40, 0.40 + g / 100)
+        write_split_metrics(tmp_path / "up", seed, 0.40, 0.40 + g / 100)
     runs = {"independent": "base", "up": "up"}
     gains = paired_gains(runs, "up", "vit", split="test", root=tmp_path)
     assert gains.keys() == {0, 1, 2} and gains[1] == pytest.approx(-2.0) and gains[2] == pytest.approx(3.0)
@@ -179,7 +170,7 @@ def test_paired_gains_are_per_seed_differences(tmp_path):
     assert paired_gains(runs, "up", "cnn", root=tmp_path) == {0: 0.0, 1: 0.0, 2: 0.0}
     with pytest.raises(ValueError, match="student must be 'cnn' or 'vit'"):
         paired_gains(runs, "up", "ViT", root=tmp_path)
-    _write_split_metrics(tmp_path / "lonely", 9, 0.4, 0.4)
+    write_split_metrics(tmp_path / "lonely", 9, 0.4, 0.4)
     with pytest.raises(ValueError, match=r"lonely: seeds \[9\] have no 'independent' run"):
         paired_gains({"independent": "base", "lonely": "lonely"}, "lonely", "vit", root=tmp_path)
     with pytest.raises(ValueError, match="'nothing': no seed"):

@@ -188,10 +188,9 @@ def test_golden_value_against_loop_reference(label_size):
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
-@pytest.mark.parametrize("label_size", [(10, 14), (11, 13)])
-def test_logits_at_label_size_give_the_same_result(label_size):
-    """Logits already upsampled to the labels (what CollaborativeLoss passes every term) change nothing:
-    loss, info, gradients (the decision's CE is the same per-pixel map either way)."""
+def _labels_finer_than_logits(label_size):
+    """Embeds (2, 6|5, 5, 7) as gradient leaves, logits (2, 4, 5, 7), labels (2, *label_size) with ignored
+    pixels (a whole 4x4 corner of the second image), and a RegionBSDLoss of 2x2 regions."""
     g = torch.Generator().manual_seed(4)
     embed_c = torch.randn(2, 6, 5, 7, generator=g).requires_grad_(True)
     embed_v = torch.randn(2, 5, 5, 7, generator=g).requires_grad_(True)
@@ -200,46 +199,42 @@ def test_logits_at_label_size_give_the_same_result(label_size):
     label = torch.randint(0, 4, (2, *label_size), generator=g)
     label[torch.rand(2, *label_size, generator=g) < 0.2] = IGNORE
     label[1, :4, :4] = IGNORE
-    loss_fn = RegionBSDLoss(6, 5, region_size=2)
-    loss, info = loss_fn(embed_c, embed_v, logits_c, logits_v, label)
-    up = lambda z: F.interpolate(z, size=label_size, mode="bilinear", align_corners=False)  # noqa: E731
-    shared, shared_info = loss_fn(embed_c, embed_v, up(logits_c), up(logits_v), label)
+    return embed_c, embed_v, logits_c, logits_v, label, RegionBSDLoss(6, 5, region_size=2)
+
+
+def _assert_same_loss_info_and_gradients(shared, shared_info, loss, info, params):
+    """Two ways of computing one loss agree in value, in every info entry and in the gradients; both directions occur."""
     assert (info["direction"] == 1).any() and (info["direction"] == -1).any()
     torch.testing.assert_close(shared, loss)
     assert set(shared_info) == set(info)
     for key, value in info.items():
         torch.testing.assert_close(shared_info[key], value, equal_nan=True, msg=key)
-    params = [embed_c, embed_v, *loss_fn.parameters()]
-    for a, b in zip(torch.autograd.grad(shared, params), torch.autograd.grad(loss, params)):
+    for a, b in zip(torch.autograd.grad(shared, params, retain_graph=True), torch.autograd.grad(loss, params)):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("label_size", [(10, 14), (11, 13)])
+def test_logits_at_label_size_give_the_same_result(label_size):
+    """Logits already upsampled to the labels (what CollaborativeLoss passes every term) change nothing:
+    loss, info, gradients (the decision's CE is the same per-pixel map either way)."""
+    embed_c, embed_v, logits_c, logits_v, label, loss_fn = _labels_finer_than_logits(label_size)
+    loss, info = loss_fn(embed_c, embed_v, logits_c, logits_v, label)
+    up = lambda z: F.interpolate(z, size=label_size, mode="bilinear", align_corners=False)  # noqa: E731
+    shared, shared_info = loss_fn(embed_c, embed_v, up(logits_c), up(logits_v), label)
+    _assert_same_loss_info_and_gradients(shared, shared_info, loss, info, [embed_c, embed_v, *loss_fn.parameters()])
 
 
 @pytest.mark.parametrize("label_size", [(10, 14), (11, 13)])
 def test_from_ce_maps_equals_forward(label_size):
     """from_ce_maps (how CollaborativeLoss calls the term, with the CE maps of its CE term) changes nothing:
     loss, info, gradients; a CE map of the wrong shape is named."""
-    g = torch.Generator().manual_seed(4)
-    embed_c = torch.randn(2, 6, 5, 7, generator=g).requires_grad_(True)
-    embed_v = torch.randn(2, 5, 5, 7, generator=g).requires_grad_(True)
-    logits_c = torch.randn(2, 4, 5, 7, generator=g) * 2
-    logits_v = torch.randn(2, 4, 5, 7, generator=g) * 2
-    label = torch.randint(0, 4, (2, *label_size), generator=g)
-    label[torch.rand(2, *label_size, generator=g) < 0.2] = IGNORE
-    label[1, :4, :4] = IGNORE
-    loss_fn = RegionBSDLoss(6, 5, region_size=2)
+    embed_c, embed_v, logits_c, logits_v, label, loss_fn = _labels_finer_than_logits(label_size)
     loss, info = loss_fn(embed_c, embed_v, logits_c, logits_v, label)
     up = lambda z: F.interpolate(z, size=label_size, mode="bilinear", align_corners=False)  # noqa: E731
     ce_c, ce_v = (F.nll_loss(F.log_softmax(up(z), dim=1), label, ignore_index=IGNORE, reduction="none")
                   for z in (logits_c, logits_v))
     shared, shared_info = loss_fn.from_ce_maps(embed_c, embed_v, ce_c, ce_v, label)
-    assert (info["direction"] == 1).any() and (info["direction"] == -1).any()
-    torch.testing.assert_close(shared, loss)
-    assert set(shared_info) == set(info)
-    for key, value in info.items():
-        torch.testing.assert_close(shared_info[key], value, equal_nan=True, msg=key)
-    params = [embed_c, embed_v, *loss_fn.parameters()]
-    for a, b in zip(torch.autograd.grad(shared, params), torch.autograd.grad(loss, params)):
-        torch.testing.assert_close(a, b)
+    _assert_same_loss_info_and_gradients(shared, shared_info, loss, info, [embed_c, embed_v, *loss_fn.parameters()])
     with pytest.raises(ValueError, match=r"ce_vit: expected a per-pixel CE map of the target's shape"):
         loss_fn.from_ce_maps(embed_c, embed_v, ce_c, ce_v[:1], label)
 

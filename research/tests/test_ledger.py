@@ -18,21 +18,12 @@ from research import ledger
 ROOT = ledger.REPO_ROOT
 
 
-def _write_split_metrics(folder, seed, val, test):
-    """seed<N>/metrics.json with the ViT's mIoU `val` on final_val and `test` on test (the CNN fixed at 0.5)."""
-    run = folder / f"seed{seed}"
-    run.mkdir(parents=True)
-    student = lambda miou: {"miou": miou, "iou": {}}  # noqa: E731
-    (run / "metrics.json").write_text(json.dumps({split: {"cnn": student(0.5), "vit": student(value)}
-                                                  for split, value in (("final_val", val), ("test", test))}))
-
-
-def test_replication_verdict_applies_the_rule_fixed_in_advance(tmp_path):
+def test_replication_verdict_applies_the_rule_fixed_in_advance(tmp_path, write_split_metrics):
     for seed in range(4):
-        _write_split_metrics(tmp_path / "base", seed, 0.40, 0.40)
+        write_split_metrics(tmp_path / "base", seed, 0.40, 0.40)
     # ViT gains x100 -- val: +1, +1, +1, -1 (mean +0.5); test: +2, +2, +2, -2 (mean +1.0, 3 of 4 positive)
     for seed, g in enumerate([1, 1, 1, -1]):
-        _write_split_metrics(tmp_path / "up", seed, 0.40 + g / 100, 0.40 + 2 * g / 100)
+        write_split_metrics(tmp_path / "up", seed, 0.40 + g / 100, 0.40 + 2 * g / 100)
     runs = {"independent": "base", "up": "up"}
     report = ledger.replication_verdict(runs, "up", "vit", +1, min_agreeing=3, root=tmp_path)
     assert report["verdict"] == "holds"
@@ -45,7 +36,7 @@ def test_replication_verdict_applies_the_rule_fixed_in_advance(tmp_path):
     assert ledger.replication_verdict(runs, "up", "cnn", +1, min_agreeing=0, root=tmp_path)["verdict"] == "fails"
     # a mean that is positive on test but negative on val fails
     for seed, (gv, gt) in enumerate([(-1, 2), (-1, 2), (1, 2), (-1, 2)]):
-        _write_split_metrics(tmp_path / "mixed", seed, 0.40 + gv / 100, 0.40 + gt / 100)
+        write_split_metrics(tmp_path / "mixed", seed, 0.40 + gv / 100, 0.40 + gt / 100)
     mixed = ledger.replication_verdict({"independent": "base", "mixed": "mixed"}, "mixed", "vit", +1, root=tmp_path)
     assert mixed["verdict"] == "fails" and mixed["test"]["agreeing"] == 4
     with pytest.raises(ValueError, match="expected_sign"):
