@@ -18,6 +18,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 from .config import TrainConfig, plain
@@ -266,7 +267,14 @@ def main(argv=None):
         print(describe_runs(out, args.recipe))
         return
     if not args.summary_only:
-        run_grid(args.recipe, out, args.configurations, args.seeds, overrides, dry_run=args.dry_run)
+        from .data import DatasetError
+        from .train import SetupError
+
+        try:
+            run_grid(args.recipe, out, args.configurations, args.seeds, overrides, dry_run=args.dry_run)
+        except (DatasetError, SetupError, FileExistsError) as error:  # a user error: one paragraph, no traceback
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
     summary = summarize(collect_results(out))
     if not summary.empty:
         print(markdown_table(summary))

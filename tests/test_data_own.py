@@ -247,3 +247,17 @@ def test_the_grid_runner_trains_a_folder_dataset(tmp_path):
     metrics = json.loads((tmp_path / "grid" / "independent" / "seed0" / "metrics.json").read_text())
     assert metrics["dataset"] == "folder" and metrics["class_names"] == OWN_CLASSES
     assert list(metrics["test"]["cnn"]["iou"]) == OWN_CLASSES
+
+
+def test_the_grid_runner_without_class_names_says_what_to_write(tmp_path, capsys):
+    """The grid runner reports a dataset problem as the trainer does: one paragraph on stderr, exit 2."""
+    from collab_lib import experiments
+
+    own_tree(tmp_path / "data", classes_txt=None)
+    with pytest.raises(SystemExit) as exit_info:
+        experiments.main(["--recipe", "smoke", "--configurations", "independent", "--out", str(tmp_path / "grid"),
+                          "--set", "dataset=folder", f"data_root={tmp_path / 'data'}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(tmp_path / "data" / "classes.txt") in err and "--class-names" in err
+    assert not (tmp_path / "grid" / "independent" / "seed0" / "metrics.json").exists()
