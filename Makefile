@@ -9,7 +9,7 @@ KERNEL := collab-kit
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup train test test-fast test-browser lab bench evidence clean-venv
+.PHONY: setup train test test-full test-fast test-browser lab bench evidence clean-venv
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,10 +30,16 @@ setup: $(STAMP)
 train: $(STAMP)
 	$(PY) -m collab_lib.train --run-dir runs/make-train --resume --snapshot-steps 25 50 100 200 $(TRAIN_ARGS)
 
-# The whole suite: library tests, the course notebooks through nbval (CI mode
-# when CI is set), the papermill test, and the browser tests when Chromium is there.
+# The whole suite: library and ledger tests, the course notebooks through nbval in their smoke
+# mode (COURSE_SMOKE=1: tiny runs, as CI), the papermill and command-line tests, and the browser
+# tests when Chromium is there. About 10 minutes on 2 CPU cores (README).
 test: $(STAMP)
-	$(PY) -m pytest tests research notebooks --nbval-lax --nbval-current-env -p no:cacheprovider $(PYTEST_ARGS)
+	COURSE_SMOKE=$${COURSE_SMOKE:-1} $(PY) -m pytest tests research notebooks --nbval-lax --nbval-current-env -p no:cacheprovider $(PYTEST_ARGS)
+
+# The course notebooks at full size, as a learner runs them (they train the make-train recipe
+# unless runs/make-train holds it): about 15-20 minutes on 2 CPU cores.
+test-full: $(STAMP)
+	COURSE_SMOKE=0 $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest tests research -m "not slow and not browser" -p no:cacheprovider $(PYTEST_ARGS)

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import load_checkpoint, snapshot_path
-from .config import RUNTIME_FIELDS, TrainConfig, plain
+from .config import RUNTIME_FIELDS, TrainConfig, convert_setting, plain
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNS = REPO_ROOT / "runs"
@@ -38,7 +38,14 @@ MATCH_FIELDS = ("dataset", "image_size", "cnn", "vit", "method", "use_hfd", "use
 
 
 def smoke_mode() -> bool:
-    """True when the `CI` environment variable is set: notebooks then run tiny versions of everything."""
+    """True when the notebooks should run tiny versions of everything (seconds instead of minutes).
+
+    `COURSE_SMOKE` decides when it is set (true/false, yes/no, 1/0): `make test` sets it to 1, `make
+    test-full` to 0. Unset, the `CI` variable decides (set = smoke), the convention of most CI services
+    (Pyro, GPyTorch)."""
+    chosen = os.environ.get("COURSE_SMOKE", "").strip()
+    if chosen:
+        return convert_setting("COURSE_SMOKE", chosen, bool)
     return "CI" in os.environ
 
 

@@ -8,11 +8,22 @@ from collab_lib import course
 from collab_lib.config import TrainConfig
 
 
-def test_smoke_mode_follows_the_ci_variable(monkeypatch):
+def test_smoke_mode_follows_course_smoke_then_the_ci_variable(monkeypatch):
     monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("COURSE_SMOKE", raising=False)
     assert not course.smoke_mode()
     monkeypatch.setenv("CI", "true")
     assert course.smoke_mode()
+    monkeypatch.setenv("COURSE_SMOKE", "0")  # make test-full: the full course even on a CI machine
+    assert not course.smoke_mode()
+    monkeypatch.delenv("CI")
+    monkeypatch.setenv("COURSE_SMOKE", "Yes")  # make test: smoke without claiming to be CI
+    assert course.smoke_mode()
+    monkeypatch.setenv("COURSE_SMOKE", "")  # empty = unset
+    assert not course.smoke_mode()
+    monkeypatch.setenv("COURSE_SMOKE", "fast")
+    with pytest.raises(ValueError, match="COURSE_SMOKE='fast' \\(str\\) is not valid: expected a boolean"):
+        course.smoke_mode()
 
 
 def test_course_config_is_small_in_smoke_mode_and_the_default_otherwise():

@@ -161,6 +161,7 @@ def derived_settings(monkeypatch, ci, **overrides):
     index = next(i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", []))
     derived = next(c.source for c in notebook.cells[index + 1:] if c.cell_type == "code")
     derived = "\n".join(line for line in derived.splitlines() if not line.startswith("%"))
+    monkeypatch.delenv("COURSE_SMOKE", raising=False)  # `make test` sets it; here CI alone decides
     if ci:
         monkeypatch.setenv("CI", "true")
     else:
@@ -197,7 +198,7 @@ def test_runs_land_as_out_root_method_seed_and_a_changed_setting_gets_a_fresh_fo
 def test_the_ci_smoke_cap_is_printed_and_can_be_switched_off(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     capped, printed = derived_settings(monkeypatch, ci=True, steps=4000)
-    assert capped["config"].steps == 30 and "SMOKE MODE (the CI environment variable is set): steps 4000 -> 30" in printed
+    assert capped["config"].steps == 30 and "SMOKE MODE (the CI or COURSE_SMOKE environment variable asks for it): steps 4000 -> 30" in printed
     assert "-p smoke False" in printed
     for off in (False, "False", "false", "no"):
         full, printed = derived_settings(monkeypatch, ci=True, steps=4000, smoke=off)
