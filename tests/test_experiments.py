@@ -152,3 +152,23 @@ def test_describe_runs_names_what_each_run_changed_and_shows_only_val(tmp_path):
     assert "| - |" in rows["plain/collab/seed0 (seed 0)"]  # nothing changed (the recipe's name is no change)
     assert all("40.1" in row and "37.8" in row and "99.9" not in row for row in rows.values())
     assert base["lr_cnn"] != 0.5
+
+
+def test_an_interrupted_grid_exits_with_the_signal_code_and_says_how_to_continue(tmp_path, monkeypatch, capsys):
+    """SIGTERM during a grid run: the trainer has written its checkpoint; the grid runner exits 128 + 15 with one
+    line (no traceback), and the lock of the interrupted run is released so the same command resumes it."""
+    import signal
+
+    from collab_lib import experiments
+    from collab_lib.train import TrainingInterrupted
+
+    def interrupted(config):
+        raise TrainingInterrupted(f"SIGTERM at step 2: checkpoint written to {config.run_dir}/last.pt", signal.SIGTERM)
+
+    monkeypatch.setattr("collab_lib.train.train", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        experiments.main(["--recipe", "smoke", "--configurations", "collab", "--out", str(tmp_path)])
+    assert exit_info.value.code == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert "SIGTERM at step 2" in err and "the same command continues the grid" in err and "Traceback" not in err
+    assert not (tmp_path / "collab" / "seed0" / "grid.lock").exists()
