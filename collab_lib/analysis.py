@@ -62,23 +62,16 @@ def load_trained_students(run_dir, checkpoint="last.pt", split: str = "test"):
     """(cnn, vit, config, dataset) of a finished run: the students rebuilt from its config.json with the
     weights of `checkpoint` (a file in run_dir, or a path), in eval mode on the CPU, and its `split` as
     the trainer evaluates it (no augmentation, full image_size)."""
-    from .checkpoint import load_checkpoint
-    from .config import TrainConfig
-    from .train import build_students, make_dataset
+    from .students import load_students
+    from .train import make_dataset
 
     run_dir = Path(run_dir)
-    info = json.loads((run_dir / "config.json").read_text())
-    config = TrainConfig.from_dict(info.get("config", info))
     path = Path(checkpoint) if Path(checkpoint).is_absolute() else run_dir / checkpoint
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no checkpoint (committed runs keep no weights; train the run again "
                                 f"or pass checkpoint= a file that exists)")
-    state = load_checkpoint(path, map_location="cpu")
-    dataset = make_dataset(config, split, train=False)
-    cnn, vit = build_students(config, dataset.num_classes)
-    cnn.load_state_dict(state["cnn"])
-    vit.load_state_dict(state["vit"])
-    return cnn.eval(), vit.eval(), config, dataset
+    cnn, vit, _, config = load_students(run_dir, path)
+    return cnn, vit, config, make_dataset(config, split, train=False)
 
 
 def teaching_table(run_dir, split: str = "test", checkpoint: str = "last.pt", batch_size: int = 16):

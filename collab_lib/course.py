@@ -24,8 +24,9 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_checkpoint, snapshot_path
+from .checkpoint import snapshot_path
 from .config import RUNTIME_FIELDS, TrainConfig, convert_setting, plain
+from .students import load_students  # noqa: F401  (the notebooks call course.load_students)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNS = REPO_ROOT / "runs"
@@ -147,37 +148,6 @@ def list_checkpoints(run_dir) -> dict:
         step = read_metrics(run_dir).get("steps") if (run_dir / "metrics.json").is_file() else None
         found[f"step {step} (last)" if step is not None else "last"] = run_dir / "last.pt"
     return found
-
-
-def load_students(run_dir, checkpoint="last.pt", device="cpu"):
-    """(cnn, vit, loss_fn, config) from a run: students rebuilt from its config, weights from `checkpoint`.
-
-    `checkpoint`: a file name in run_dir, a path, or None for the untrained
-    students (initialised with the run's seed, as training started). All three
-    modules are returned in eval mode; loss_fn is the run's CollaborativeLoss
-    (HFD projectors, region connectors).
-    """
-    from .students import build_loss, build_students
-
-    run_dir = Path(run_dir)
-    config = TrainConfig.from_dict(run_config(run_dir))
-    num_classes = len(read_metrics(run_dir)["class_names"]) if (run_dir / "metrics.json").is_file() else None
-    state = None
-    if checkpoint is not None:
-        path = Path(checkpoint) if Path(checkpoint).is_absolute() or Path(checkpoint).exists() else run_dir / checkpoint
-        state = load_checkpoint(path, map_location=device)
-    if num_classes is None:
-        num_classes = state["cnn"]["classifier.weight"].shape[0] if state else None
-    torch.manual_seed(config.seed)  # the untrained students are the ones training started from
-    cnn, vit = build_students(config, num_classes)
-    loss_fn = build_loss(config, cnn, vit)
-    if state is not None:
-        cnn.load_state_dict(state["cnn"])
-        vit.load_state_dict(state["vit"])
-        loss_fn.load_state_dict(state["loss"])
-    for module in (cnn, vit, loss_fn):
-        module.to(device).eval()
-    return cnn, vit, loss_fn, config
 
 
 def eval_dataset(config: TrainConfig, split: str = "val"):

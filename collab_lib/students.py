@@ -3,9 +3,14 @@
     cnn, vit = build_students(config, num_classes)
     loss_fn = build_loss(config, cnn, vit, ignore_index)
 
-Used by the trainer (collab_lib/train.py) and by the course helpers that rebuild a
-trained run (collab_lib/course.py), so both build exactly the same modules.
+Used by the trainer (collab_lib/train.py) and, through `load_students(run_dir)`, by everything that
+rebuilds a trained run (the course notebooks, collab_lib/analysis.py), so all build exactly the same modules.
 """
+import json
+from pathlib import Path
+
+import torch
+
 from .config import TrainConfig
 from .losses import CollaborativeLoss
 from .models import build_student
@@ -29,3 +34,36 @@ def build_loss(config: TrainConfig, cnn, vit, ignore_index: int = 255) -> Collab
         region_size=config.region_size, temperature=config.temperature, require_correct=config.require_correct,
         require_learner_wrong=config.require_learner_wrong, warmup=config.warmup, ignore_index=ignore_index,
     )
+
+
+def load_students(run_dir, checkpoint="last.pt", device="cpu"):
+    """(cnn, vit, loss_fn, config) from a run: students rebuilt from its config, weights from `checkpoint`.
+
+    `checkpoint`: a file name in run_dir, a path, or None for the untrained
+    students (initialised with the run's seed, as training started). All three
+    modules are returned in eval mode; loss_fn is the run's CollaborativeLoss
+    (HFD projectors, region connectors).
+    """
+    from .checkpoint import load_checkpoint
+
+    run_dir = Path(run_dir)
+    info = json.loads((run_dir / "config.json").read_text())
+    config = TrainConfig.from_dict(info.get("config", info))
+    metrics = run_dir / "metrics.json"
+    num_classes = len(json.loads(metrics.read_text())["class_names"]) if metrics.is_file() else None
+    state = None
+    if checkpoint is not None:
+        path = Path(checkpoint) if Path(checkpoint).is_absolute() or Path(checkpoint).exists() else run_dir / checkpoint
+        state = load_checkpoint(path, map_location=device)
+    if num_classes is None:
+        num_classes = state["cnn"]["classifier.weight"].shape[0] if state else None
+    torch.manual_seed(config.seed)  # the untrained students are the ones training started from
+    cnn, vit = build_students(config, num_classes)
+    loss_fn = build_loss(config, cnn, vit)
+    if state is not None:
+        cnn.load_state_dict(state["cnn"])
+        vit.load_state_dict(state["vit"])
+        loss_fn.load_state_dict(state["loss"])
+    for module in (cnn, vit, loss_fn):
+        module.to(device).eval()
+    return cnn, vit, loss_fn, config
