@@ -404,3 +404,87 @@ def stale_commit_table(root=REPO_ROOT) -> str:
     for (folder, commit, reason), seeds in groups.items():
         lines.append(f"| {folder} | {', '.join(sorted(seeds, key=int))} | {commit} | {reason} |")
     return "\n".join(lines)
+
+
+# ---- rounds 14-15: augmentation, training-set size and the generalisation gap (research/overfitting.md) ------
+OVERFIT_SCAN = "results/sweeps/overfit-scan"
+OVERFIT_CELLS = {  # cell folder -> (augment, train_samples), in the order research/overfitting.md lists them
+    "augoff-n50": (False, 50), "augoff-n200": (False, 200), "augon-n50": (True, 50), "augon-n200": (True, 200)}
+RECIPE_CELL = "augon-n50"  # the cpu recipe's own cell: augmentation on, 50 training scenes
+
+
+def _final(run_dir: Path) -> dict:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    if "final_train" not in metrics:
+        raise ValueError(f"{run_dir / 'metrics.json'} has no final_train: the run was made before the trainer "
+                         "evaluated the training split; the scan needs its generalisation gap")
+    return metrics
+
+
+def overfit_scan(root=REPO_ROOT, scan=OVERFIT_SCAN, seed: int = 0) -> dict:
+    """Round 14's numbers per cell: {cell: {"independent"|"collab": {student: {"train", "val", "gap"}}, "g"}}.
+
+    train: final mIoU x100 on the first train_eval_samples training scenes, unaugmented; val: final val mIoU
+    x100; gap = train - val (the generalisation gap); g = the mean over the two students of collab - independent
+    final val (x100). A cell whose two runs are not both finished is left out.
+    """
+    cells = {}
+    for cell in OVERFIT_CELLS:
+        runs = {m: Path(root, scan, cell, m, f"seed{seed}") for m in ("independent", "collab")}
+        if not all((r / "metrics.json").exists() for r in runs.values()):
+            continue
+        entry = {}
+        for method, run_dir in runs.items():
+            m = _final(run_dir)
+            entry[method] = {s: {"train": 100 * m["final_train"][s]["miou"], "val": 100 * m["final_val"][s]["miou"]}
+                             for s in ("cnn", "vit")}
+            for s in ("cnn", "vit"):
+                entry[method][s]["gap"] = entry[method][s]["train"] - entry[method][s]["val"]
+        entry["g"] = statistics.mean(entry["collab"][s]["val"] - entry["independent"][s]["val"] for s in ("cnn", "vit"))
+        cells[cell] = entry
+    return cells
+
+
+def overfit_pick(cells: dict, tie_points: float = 0.5) -> str:
+    """The cell round 15 confirms in, by the rule research/overfitting.md fixed before the scan.
+
+    The cell with the largest g; if the runner-up's g is within `tie_points` of it, the one of the two whose
+    independent students have the larger generalisation gap (mean over the two students). `cells`: all four
+    cells of `overfit_scan`; fewer is an error (the pick is made once the scan is complete).
+    """
+    missing = [c for c in OVERFIT_CELLS if c not in cells]
+    if missing:
+        raise ValueError(f"the scan is not complete: no finished independent and collab runs in {missing}")
+    ranked = sorted(cells, key=lambda c: cells[c]["g"], reverse=True)
+    best, runner_up = ranked[0], ranked[1]
+    if cells[best]["g"] - cells[runner_up]["g"] > tie_points:
+        return best
+    gap = lambda c: statistics.mean(cells[c]["independent"][s]["gap"] for s in ("cnn", "vit"))  # noqa: E731
+    return max((best, runner_up), key=gap)
+
+
+def overfit_scan_table(cells: dict) -> str:
+    """Round 14 as research/overfitting.md reports it: per cell and method, train / val / gap per student, and g."""
+    lines = ["| cell | augmentation | training scenes | method | train CNN / ViT | val CNN / ViT | gap CNN / ViT | g |",
+             "|---|---|---|---|---|---|---|---|"]
+    for cell, entry in cells.items():
+        augment, n = OVERFIT_CELLS[cell]
+        for method in ("independent", "collab"):
+            e = entry[method]
+            pair = lambda k: f"{e['cnn'][k]:.1f} / {e['vit'][k]:.1f}"  # noqa: E731
+            g = f"{entry['g']:+.1f}" if method == "collab" else ""
+            lines.append(f"| {cell} | {'on' if augment else 'off'} | {n} | {method} | {pair('train')} | {pair('val')} | "
+                         f"{pair('gap')} | {g} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m research.ledger pick: round 15's cell, or exit 1 while the scan runs
+    import sys
+    if sys.argv[1:] == ["pick"]:
+        try:
+            print(overfit_pick(overfit_scan()))
+        except ValueError as error:
+            print(error, file=sys.stderr)
+            sys.exit(1)
+    else:
+        sys.exit("usage: python -m research.ledger pick")

@@ -259,3 +259,42 @@ def test_no_committed_run_stores_text_where_a_boolean_or_number_belongs_except_t
     assert {key: len(runs) for key, runs in found.items()} == {("require_learner_wrong", "True"): 6,
                                                              ("channels_last", "True"): 11}
     assert all("anypixel" not in run for runs in found.values() for run in runs)
+
+
+def _write_scan_run(root, cell, method, train, val):
+    """A finished seed-0 scan run: final_train and final_val mIoU (fractions) for (cnn, vit)."""
+    run = root / ledger.OVERFIT_SCAN / cell / method / "seed0"
+    run.mkdir(parents=True)
+    split = lambda pair: {s: {"miou": v, "iou": {}} for s, v in zip(("cnn", "vit"), pair)}  # noqa: E731
+    (run / "metrics.json").write_text(json.dumps({"final_train": split(train), "final_val": split(val)}))
+
+
+def test_overfit_pick_takes_the_largest_gain_and_breaks_a_near_tie_by_the_larger_gap(tmp_path):
+    # independent: train 0.80 everywhere; val 0.40 (gap 40) without augmentation, 0.60 (gap 20) with it
+    gains = {"augoff-n50": 0.02, "augoff-n200": 0.01, "augon-n50": -0.01, "augon-n200": 0.0}
+    for cell, g in gains.items():
+        val = 0.40 if cell.startswith("augoff") else 0.60
+        _write_scan_run(tmp_path, cell, "independent", (0.8, 0.8), (val, val))
+        _write_scan_run(tmp_path, cell, "collab", (0.8, 0.8), (val + g, val + g))
+    cells = ledger.overfit_scan(root=tmp_path)
+    assert cells["augoff-n50"]["g"] == pytest.approx(2.0)
+    assert cells["augon-n50"]["independent"]["vit"]["gap"] == pytest.approx(20.0)
+    assert ledger.overfit_pick(cells) == "augoff-n50"  # +2.0 against the runner-up's +1.0: no tie
+    # a runner-up within 0.5 points with the larger gap wins: augon-n200 at +1.8 (gap 20) vs augoff-n50 (gap 40)
+    # keeps augoff-n50; but augoff-n200 at +1.8 with its gap raised to 45 takes it
+    cells["augon-n200"]["g"] = 1.8
+    assert ledger.overfit_pick(cells) == "augoff-n50"
+    cells["augon-n200"]["g"], cells["augoff-n200"]["g"] = 0.0, 1.8
+    for s in ("cnn", "vit"):
+        cells["augoff-n200"]["independent"][s]["gap"] = 45.0
+    assert ledger.overfit_pick(cells) == "augoff-n200"
+    table = ledger.overfit_scan_table(ledger.overfit_scan(root=tmp_path))
+    assert "| augoff-n50 | off | 50 | collab | 80.0 / 80.0 | 42.0 / 42.0 | 38.0 / 38.0 | +2.0 |" in table
+
+
+def test_overfit_pick_refuses_an_unfinished_scan(tmp_path):
+    _write_scan_run(tmp_path, "augoff-n50", "independent", (0.8, 0.8), (0.4, 0.4))
+    cells = ledger.overfit_scan(root=tmp_path)
+    assert cells == {}  # collab is missing: the cell is left out
+    with pytest.raises(ValueError, match="not complete.*augoff-n50"):
+        ledger.overfit_pick(cells)
