@@ -314,3 +314,45 @@ def paired_gains(runs: dict, name: str, student: str, baseline: str = "independe
     if missing:
         raise ValueError(f"{name}: seeds {missing} have no {baseline!r} run to pair with (under {_where(runs[baseline], root)})")
     return {seed: 100 * (results[seed][student]["miou"] - base[seed][student]["miou"]) for seed in results}
+
+
+def generalisation_gaps(folders, student: str, root=".") -> dict:
+    """{seed: the student's final mIoU on its (unaugmented) training scenes minus its final val mIoU, x100}.
+
+    folders: as in paired_gain_table. Needs metrics.json "final_train", which the trainer writes when
+    train_eval_samples > 0 (the default); a run made before that evaluation existed is an error naming it.
+    """
+    if student not in ("cnn", "vit"):
+        raise ValueError(f"student must be 'cnn' or 'vit', got {student!r}")
+    try:
+        train = _seed_metrics(folders, "final_train", root)
+    except KeyError:
+        raise ValueError(f"a run under {_where(folders, root)} has no final_train in its metrics.json: it was made "
+                         "before the trainer evaluated the training split (train_eval_samples)") from None
+    val = _seed_metrics(folders, "final_val", root)
+    return {seed: 100 * (train[seed][student]["miou"] - val[seed][student]["miou"]) for seed in train}
+
+
+def gain_against_gap(cells: dict, name: str = "collab", baseline: str = "independent", split: str = "test",
+                     root="."):
+    """Does distillation pay where the students overfit? One row per (cell, student), as a DataFrame:
+
+    cell, student ("cnn"/"vit"), gap (the baseline's generalisation gap, mean over its seeds, points),
+    gain (`name` minus `baseline` on `split`, paired by seed, mean, points), gain_se (its standard error;
+    NaN on one seed) and seeds. cells: {label: runs dict as in paired_gain_table}, one per training regime
+    (e.g. augmentation on/off x training-set size); `viz.results.plot_gain_against_gap` draws it.
+    """
+    import pandas as pd
+
+    rows = []
+    for label, runs in cells.items():
+        for student in ("cnn", "vit"):
+            gains = list(paired_gains(runs, name, student, baseline, split, root).values())
+            gaps = list(generalisation_gaps(runs[baseline], student, root).values())
+            if not gaps:
+                raise ValueError(f"{label}: no {baseline!r} run with final_train under {_where(runs[baseline], root)}")
+            rows.append({"cell": label, "student": student, "gap": statistics.mean(gaps),
+                         "gain": statistics.mean(gains),
+                         "gain_se": statistics.stdev(gains) / math.sqrt(len(gains)) if len(gains) > 1 else float("nan"),
+                         "seeds": len(gains)})
+    return pd.DataFrame(rows)

@@ -132,3 +132,38 @@ def plot_class_heatmap(table, value_label: str, title=None, cmap="rocket_r", cen
     ax.set_title(title or value_label, fontsize="medium")
     fig.tight_layout()
     return fig
+
+
+def plot_gain_against_gap(table, title=None, ax=None) -> plt.Figure:
+    """Each training regime's paired gain against how much its baseline students overfit.
+
+    table: `collab_lib.analysis.gain_against_gap` (columns cell, student, gap, gain, gain_se; points of
+    mIoU). x: the baseline's generalisation gap (train minus val mIoU); y: the gain of distillation over
+    the baseline, same seed, with its standard error where there are several seeds. One colour per
+    student (the course's convention), each point labelled with its cell. If distillation works as a
+    regulariser, the points rise to the right.
+    """
+    if table is None or len(table) == 0:
+        raise ValueError("table: expected rows of (cell, student, gap, gain, gain_se), got none")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figure_size(6.0, 4.0))
+    else:
+        fig = ax.figure
+    ax.axhline(0.0, color="0.3", linewidth=1)
+    for key, name, color in STUDENTS:
+        rows = table[table["student"] == key]
+        if len(rows) == 0:
+            continue
+        se = rows["gain_se"].fillna(0.0).to_numpy(dtype=float)
+        ax.errorbar(rows["gap"].to_numpy(dtype=float), rows["gain"].to_numpy(dtype=float), yerr=se, fmt="o",
+                    color=color, markersize=7, capsize=4, label=name, markeredgecolor="black", markeredgewidth=0.5)
+        for row in rows.itertuples():
+            ax.annotate(str(row.cell), (row.gap, row.gain), textcoords="offset points", xytext=(6, 4), fontsize=8,
+                        color=color)
+    ax.set_xlabel("generalisation gap of the baseline: train minus val mIoU (points)")
+    ax.set_ylabel("gain over the baseline, same seed (mIoU points)")
+    ax.grid(alpha=0.3)
+    ax.legend(title="student", loc="best")
+    ax.set_title(title or "does distillation pay where the students overfit?")
+    fig.tight_layout()
+    return fig
