@@ -160,6 +160,7 @@ def plot_gain_against_gap(table, title=None, ax=None) -> plt.Figure:
         for row in rows.itertuples():
             ax.annotate(str(row.cell), (row.gap, row.gain), textcoords="offset points", xytext=(6, 4), fontsize=8,
                         color=color)
+    ax.margins(x=0.2, y=0.2)  # room for the cell labels beside the points
     ax.set_xlabel("generalisation gap of the baseline: train minus val mIoU (points)")
     ax.set_ylabel("gain over the baseline, same seed (mIoU points)")
     ax.grid(alpha=0.3)
