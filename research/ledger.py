@@ -478,6 +478,41 @@ def overfit_scan_table(cells: dict) -> str:
     return "\n".join(lines)
 
 
+
+# Round 15: the confirmation on fresh seeds 14-18, in the cell round 14 picked and in the recipe's cell.
+OVERFIT_CONFIRM = "results/sweeps/overfit-confirm"
+ROUND15_CELL = "augoff-n50"  # overfit_pick(overfit_scan()) once round 14 was complete; a test checks it still is
+ROUND15_STUDY = {m: f"{OVERFIT_CONFIRM}/{ROUND15_CELL}/{m}" for m in ("independent", "dml", "kdcl", "collab")}
+ROUND15_RECIPE_STUDY = {m: f"{OVERFIT_CONFIRM}/{RECIPE_CELL}/{m}" for m in ("independent", "collab")}
+# (reading, runs, configuration, student, expected sign, seeds that must agree on test, baseline): the hypotheses
+# P, Q, Q', R, R' and S of research/overfitting.md, each for the CNN and for the ViT.
+ROUND15_HYPOTHESES = [
+    (f"({code}) {text}, {label}", runs, name, student, +1, 4, baseline)
+    for code, text, runs, name, baseline in (
+        ("P", "collab lifts", ROUND15_STUDY, "collab", "independent"),
+        ("Q", "dml lifts", ROUND15_STUDY, "dml", "independent"),
+        ("Q'", "kdcl lifts", ROUND15_STUDY, "kdcl", "independent"),
+        ("R", "collab beats dml for", ROUND15_STUDY, "collab", "dml"),
+        ("R'", "collab beats kdcl for", ROUND15_STUDY, "collab", "kdcl"),
+        ("S", "in the recipe's cell collab lifts", ROUND15_RECIPE_STUDY, "collab", "independent"))
+    for student, label in (("cnn", "the CNN"), ("vit", "the ViT"))]
+
+
+def round15_verdict_table(root=REPO_ROOT) -> str:
+    """Round 15's hypotheses by the rule of rounds 5-13 (replication_verdict, 4 of 5 seeds on test), with
+    whether a holding gain is beyond the seeds' spread (test mean above twice its standard error)."""
+    lines = ["| hypothesis | baseline | seeds | val gain | test gain | test seeds agreeing (needed) | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for reading, runs, name, student, sign, agreeing, baseline in ROUND15_HYPOTHESES:
+        r = replication_verdict(runs, name, student, sign, agreeing, baseline=baseline, root=root)
+        cell = lambda s: f"{r[s]['mean']:+.1f} ± {r[s]['se']:.1f}"  # noqa: E731
+        verdict = r["verdict"]
+        if verdict == "holds":
+            verdict += ", beyond the spread" if r["test"]["mean"] > 2 * r["test"]["se"] else ", within the spread"
+        lines.append(f"| {reading} | {baseline} | {r['test']['seeds']} | {cell('final_val')} | {cell('test')} | "
+                     f"{r['test']['agreeing']} ({agreeing}) | {verdict} |")
+    return "\n".join(lines)
+
 if __name__ == "__main__":  # python -m research.ledger pick: round 15's cell, or exit 1 while the scan runs
     import sys
     if sys.argv[1:] == ["pick"]:

@@ -298,3 +298,11 @@ def test_overfit_pick_refuses_an_unfinished_scan(tmp_path):
     assert cells == {}  # collab is missing: the cell is left out
     with pytest.raises(ValueError, match="not complete.*augoff-n50"):
         ledger.overfit_pick(cells)
+
+
+def test_round15_confirms_in_the_cell_the_scan_picked():
+    cells = ledger.overfit_scan()
+    assert set(cells) == set(ledger.OVERFIT_CELLS), "round 14 is not complete in the committed runs"
+    assert ledger.overfit_pick(cells) == ledger.ROUND15_CELL
+    assert ledger.overfit_scan_table(cells) in (ROOT / "research/overfitting.md").read_text(), \
+        "research/overfitting.md: regenerate round 14's table (ledger.overfit_scan_table(ledger.overfit_scan()))"
