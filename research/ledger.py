@@ -478,7 +478,6 @@ def overfit_scan_table(cells: dict) -> str:
     return "\n".join(lines)
 
 
-
 # Round 15: the confirmation on fresh seeds 14-18, in the cell round 14 picked and in the recipe's cell.
 OVERFIT_CONFIRM = "results/sweeps/overfit-confirm"
 ROUND15_CELL = "augoff-n50"  # overfit_pick(overfit_scan()) once round 14 was complete; a test checks it still is
@@ -512,6 +511,7 @@ def round15_verdict_table(root=REPO_ROOT) -> str:
         lines.append(f"| {reading} | {baseline} | {r['test']['seeds']} | {cell('final_val')} | {cell('test')} | "
                      f"{r['test']['agreeing']} ({agreeing}) | {verdict} |")
     return "\n".join(lines)
+
 
 if __name__ == "__main__":  # python -m research.ledger pick: round 15's cell, or exit 1 while the scan runs
     import sys
