@@ -105,7 +105,7 @@ def test_ramp_and_weights(students, batch, outputs):
     total0, t0 = loss_fn(out_c, out_v, y, progress=0.0)
     assert t0["ramp"].item() == 0.0 and total0.item() == pytest.approx((t0["ce_cnn"] + t0["ce_vit"]).item(), rel=1e-6)
     _, half = loss_fn(out_c, out_v, y, progress=0.1)
-    want_distill = 0.1 * half["hfd"] + 0.1 * half["region"] + 1.0 * half["pixel"]
+    want_distill = 0.1 * half["hfd"] + 0.1 * half["region"] + 0.3 * half["pixel"]
     assert half["ramp"].item() == pytest.approx(0.5)
     assert half["distill"].item() == pytest.approx(want_distill.item(), rel=1e-5)
     assert half["loss"].item() == pytest.approx((half["ce_cnn"] + half["ce_vit"] + 0.5 * want_distill).item(), rel=1e-5)
@@ -131,7 +131,7 @@ def test_collab_terms_equal_the_losses_computed_on_their_own(students, batch, ou
     torch.testing.assert_close(terms["ce_cnn"], ce_c.detach())
     torch.testing.assert_close(terms["region"], region.detach())
     torch.testing.assert_close(terms["pixel"], pixel.detach())
-    alone = ce_c + ce_v + 0.1 * hfd + 0.1 * region + 1.0 * pixel
+    alone = ce_c + ce_v + 0.1 * hfd + 0.1 * region + 0.3 * pixel
     torch.testing.assert_close(total, alone)
     tensors = [out_c.logits, out_v.logits, out_c.embed, out_v.embed, *loss_fn.parameters()]
     for a, b in zip(torch.autograd.grad(total, tensors), torch.autograd.grad(alone, tensors)):
@@ -289,3 +289,18 @@ def test_compile_terms_wraps_every_term_and_keeps_the_state_dict(students, metho
     assert compiled == {"independent": set(), "dml": {"dml"}, "kdcl": {"kdcl"},
                         "collab": {"hfd", "region", "pixel"}}[method]
     assert getattr(loss_fn, "_compiled_call_impl", None) is None  # the ramp and the sum stay eager
+
+
+def test_defaults_are_the_trainers_defaults():
+    """CollaborativeLoss built by hand gets the weights the trainer uses (docs/method.md), not other ones."""
+    import dataclasses
+    import inspect
+
+    from collab_lib.config import TrainConfig
+
+    trainer = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    shared = {name: p.default for name, p in inspect.signature(CollaborativeLoss).parameters.items()
+              if name in trainer and p.default is not inspect.Parameter.empty}
+    assert {"w_hfd", "w_region", "w_pixel", "region_size", "temperature", "require_correct", "warmup"} <= set(shared)
+    assert shared == {name: trainer[name] for name in shared}
+    assert shared["w_pixel"] == 0.3

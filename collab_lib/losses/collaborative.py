@@ -88,7 +88,7 @@ class CollaborativeLoss(nn.Module):
 
     def __init__(
         self, cnn, vit, method: str = "collab",
-        w_hfd: float = 0.1, w_region: float = 0.1, w_pixel: float = 1.0,
+        w_hfd: float = 0.1, w_region: float = 0.1, w_pixel: float = 0.3,
         use_hfd: bool = True, use_region: bool = True, use_pixel: bool = True,
         region_size: int = 8, temperature: float = 1.0, require_correct: bool = True,
         warmup: float = 0.2, ignore_index: int = 255, w_dml: float = 1.0, w_kdcl: float = 1.0,
