@@ -313,6 +313,13 @@ def test_loss_terms_draw_logged_terms_only_and_skip_bookkeeping():
     assert fig.axes[0].get_yscale() == "log"
 
 
+def test_hfd_curves_take_the_teachers_colour():
+    history = [{"kind": "train", "step": s, "hfd_cnn_learns": 1.0 / s, "hfd_vit_learns": 2.0 / s} for s in (1, 2)]
+    ax = curves.plot_loss_terms(history).axes[0]
+    assert line(ax, "hfd_cnn_learns (ViT teaches)").get_color().lower() == maps.VIT_COLOR.lower()
+    assert line(ax, "hfd_vit_learns (CNN teaches)").get_color().lower() == maps.CNN_COLOR.lower()
+
+
 def test_teaching_fractions_and_run_without_bsd():
     fig = curves.plot_teaching_fractions(HISTORY)
     labels = [l.get_label() for l in fig.axes[0].get_lines()]
@@ -327,6 +334,34 @@ def test_training_overview_cuts_at_until():
     np.testing.assert_allclose(line(fig.axes[1], "ce_cnn").get_xdata(), [10])
 
 
+def test_pixel_bsd_title_gives_the_loss_of_the_scene_per_direction():
+    """L_pixel averages each direction on its own (PixelBSDLoss), not all transferring pixels together."""
+    cnn, vit, cnn_right, vit_right, valid = pixel_masks()
+    vit[:, 3] = False  # the CNN teaches 16 pixels (KL 1.0), the ViT 8 (KL 0.25)
+    kl = np.where(cnn, 1.0, np.where(vit, 0.25, 0.0))
+    title = maps.plot_pixel_bsd(np.zeros((8, 8, 3), np.uint8), cnn, vit, cnn_right, vit_right, kl, valid,
+                                temperature=2.0).axes[2].get_title()
+    assert "mean 0.750 nats" in title  # (16 * 1.0 + 8 * 0.25) / 24
+    assert "CNN teaches 1.000 + ViT teaches 0.250) = 5.000" in title  # 4 * (1.0 + 0.25), not 4 * 0.75
+
+
+def test_pixel_bsd_title_matches_the_loss_module_on_one_scene():
+    import torch
+
+    from collab_lib.losses import PixelBSDLoss
+
+    generator = torch.Generator().manual_seed(0)
+    logits_c, logits_v = torch.randn(2, 1, 5, 16, 16, generator=generator)
+    target = torch.randint(0, 5, (1, 16, 16), generator=generator)
+    target[:, :2] = 255
+    loss, info = PixelBSDLoss(temperature=3.0)(logits_c, logits_v, target)
+    assert info["cnn_teaches"].any() and info["vit_teaches"].any()
+    title = maps.plot_pixel_bsd(np.zeros((16, 16, 3), np.uint8), info["cnn_teaches"][0], info["vit_teaches"][0],
+                                info["both_right"][0], info["both_right"][0], info["kl_map"][0], target[0] != 255,
+                                temperature=3.0).axes[2].get_title()
+    assert title.endswith(f") = {loss.item():.3f}")
+
+
 def test_pixel_bsd_composite_paints_kl_only_where_knowledge_moves():
     image = np.zeros((8, 8, 3), np.uint8)
     cnn, vit, cnn_right, vit_right, valid = pixel_masks()
@@ -335,7 +370,7 @@ def test_pixel_bsd_composite_paints_kl_only_where_knowledge_moves():
     kl_ax = fig.axes[2]
     assert mean_color(fig, kl_ax, 4.5, 6.5, 0.5, 7.5).max() < 0.25  # no transfer: only grey hatching
     assert color_at(fig, kl_ax, 1, 4).sum() > 0.3
-    assert "x T^2 = 2.000" in kl_ax.get_title()  # mean 0.5 nats times T^2 = 4
+    assert "mean 0.500 nats" in kl_ax.get_title() and "= 4.000" in kl_ax.get_title()  # T^2 (0.5 + 0.5), T = 2
     # a fixed vmax: a smaller KL is drawn darker
     darker = maps.plot_pixel_bsd(image, cnn, vit, cnn_right, vit_right, kl / 5, valid, vmax=1.0)
     assert color_at(darker, darker.axes[2], 1, 4).sum() < color_at(fig, kl_ax, 1, 4).sum()

@@ -15,11 +15,12 @@ an MLP-style projector ("MLP") on the CNN->ViT path; the kit implements them as
   of the MiT block is left out: the 1x1 conv after it mixes channels.
 - MLP (ViT side): 1x1 conv, GELU, 1x1 conv to the CNN's channels (hidden width
   = the CNN's channels).
-The paper names the distance "MSE after normalising each target over channels";
-the kit implements it as d above: it standardises the projected (student) side
-the same way, so d depends on neither side's scale (with both standardised,
-d = 2 - 2 * Pearson correlation over channels, in [0, 4]: about 2 for unrelated
-features, 0 for a perfect match). Both d are averaged over all locations of the batch.
+The paper does not specify the distance; the kit's specification (docs/method.md)
+takes "MSE after normalising each target over channels" and implements it as d
+above: it also standardises the projected (student) side the same way, so d
+depends on neither side's scale (with both standardised, d = 2 - 2 * Pearson
+correlation over channels, in [0, 4]: about 2 for unrelated features, 0 for a
+perfect match). Both d are averaged over all locations of the batch.
 If the maps differ in size, the projected side is resized bilinearly to the target's.
 
 Every 1x1 conv here is an nn.Linear over channels-last maps (B, h, w, C): the

@@ -12,10 +12,13 @@ from .maps import CNN_COLOR, VIT_COLOR
 
 # Loss terms worth a curve, in the order they are drawn (only those a run logged appear).
 LOSS_TERMS = ("ce_cnn", "ce_vit", "hfd", "hfd_cnn_learns", "hfd_vit_learns", "region", "pixel", "dml", "kdcl")
+# A student's own curve takes its colour; a transfer takes its teacher's (the course's rule: orange = the
+# CNN teaches), so hfd_cnn_learns, where the ViT teaches, is blue.
 TERM_STYLES = {
     "ce_cnn": dict(color=CNN_COLOR, linewidth=2), "ce_vit": dict(color=VIT_COLOR, linewidth=2),
-    "hfd_cnn_learns": dict(color=CNN_COLOR, linestyle=":"), "hfd_vit_learns": dict(color=VIT_COLOR, linestyle=":"),
+    "hfd_cnn_learns": dict(color=VIT_COLOR, linestyle=":"), "hfd_vit_learns": dict(color=CNN_COLOR, linestyle=":"),
 }
+TERM_LABELS = {"hfd_cnn_learns": "hfd_cnn_learns (ViT teaches)", "hfd_vit_learns": "hfd_vit_learns (CNN teaches)"}
 FRACTIONS = (
     ("region_frac_cnn_teaches", "regions: CNN teaches", dict(color=CNN_COLOR)),
     ("region_frac_vit_teaches", "regions: ViT teaches", dict(color=VIT_COLOR)),
@@ -60,7 +63,7 @@ def draw_loss_terms(ax, history, terms=None, until=None):
     for term in terms or LOSS_TERMS:
         steps, values = series(train, term)
         if steps.size:
-            ax.plot(steps, values, label=term, **TERM_STYLES.get(term, {}))
+            ax.plot(steps, values, label=TERM_LABELS.get(term, term), **TERM_STYLES.get(term, {}))
             drawn.append(term)
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats, unweighted)")

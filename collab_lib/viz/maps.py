@@ -357,7 +357,8 @@ def plot_pixel_bsd(image, cnn_teaches, vit_teaches, cnn_right, vit_right, kl_map
     The KL panel paints only transferring pixels (the others hatched grey), on a
     fixed scale [0, vmax] (pass the same vmax to compare temperatures; default:
     the 99th percentile of these values); its title gives the mean transferred
-    KL and the loss's T^2-scaled value.
+    KL and this scene's L_pixel = T^2 * (mean KL where the CNN teaches + mean KL
+    where the ViT teaches), each direction averaged on its own as in PixelBSDLoss.
     """
     image = to_numpy(image)
     teaching, correctness = reliability_categories(cnn_teaches, vit_teaches, cnn_right, vit_right, valid)
@@ -379,7 +380,10 @@ def plot_pixel_bsd(image, cnn_teaches, vit_teaches, cnn_right, vit_right, kl_map
                               interpolation="nearest")
     hatch_no_transfer(axes[2], teaching == 0)
     mean = float(shown.mean()) if shown.size else 0.0
-    axes[2].set_title(f"transferred KL at T={temperature:g}\nmean {mean:.3f} nats, x T^2 = {mean * temperature ** 2:.3f}",
+    per_direction = [float(kl_map[teaching == who].mean()) if (teaching == who).any() else 0.0 for who in (1, 2)]
+    loss = temperature ** 2 * sum(per_direction)
+    axes[2].set_title(f"transferred KL at T={temperature:g}: mean {mean:.3f} nats\n"
+                      f"L_pixel = T^2 (CNN teaches {per_direction[0]:.3f} + ViT teaches {per_direction[1]:.3f}) = {loss:.3f}",
                       fontsize="small")
     axes[2].set_axis_off()
     fig.colorbar(mappable, ax=axes[2], shrink=0.8, label="KL (nats)")
