@@ -37,7 +37,7 @@ class TrainConfig:
     # ---- data ---------------------------------------------------------------------------
     dataset: str = _opt("streets", "streets is embedded (synthetic); the others read data_root", DATASET_NAMES)
     data_root: str | None = _opt(None, "dataset folder (not needed for streets)")
-    image_size: tuple[int, int] = _opt((64, 128), "(H, W): size of the generated scenes (streets) / evaluation size of real data")
+    image_size: tuple[int, int] = _opt((64, 128), "(H, W): streets: the scenes' size; real data: every image is resized to it")
     crop_size: tuple[int, int] | None = _opt(None, "(H, W) random training crop; none = whole image")
     train_samples: int | None = _opt(50, "streets: number of training scenes (none = the dataset's default)")
     val_samples: int | None = _opt(100, "streets: number of validation scenes")
@@ -128,6 +128,15 @@ class TrainConfig:
         for name in ("workers", "train_eval_samples"):
             if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("train_samples", "val_samples", "test_samples", "region_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1" + (" (or none: the dataset's default)" if name != "region_size"
+                                                           else "") + f", got {getattr(self, name)}")
+        for name in ("warmup", "lr_warmup"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be a fraction of the steps in [0, 1], got {getattr(self, name)}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if any(step < 1 for step in self.snapshot_steps):
             raise ValueError(f"snapshot_steps must be steps >= 1 (step 0 is rebuilt from the seed), got "
                              f"{list(self.snapshot_steps)}")

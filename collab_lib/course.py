@@ -56,7 +56,7 @@ def course_config(smoke: bool, **changes) -> TrainConfig:
     smoke: TrainConfig's students and scene size, but 16 training scenes, 8 val
     and 8 test scenes, 30 steps of batch 4, no loader workers: about 20 s of
     CPU. Otherwise: TrainConfig's defaults, i.e. exactly what `make train` runs.
-    The run directory defaults to runs/course/<a hash of the settings>.
+    The run directory defaults to runs/course/<method>-<a hash of the settings>.
     """
     if smoke:
         base = dict(train_samples=16, val_samples=8, test_samples=8, steps=30, batch_size=4, eval_interval=15,

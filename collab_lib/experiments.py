@@ -268,12 +268,12 @@ def main(argv=None):
         return
     if not args.summary_only:
         from .data import DatasetError
-        from .train import SetupError, TrainingInterrupted
+        from .train import SetupError, TrainingInterrupted, user_message
 
         try:
             run_grid(args.recipe, out, args.configurations, args.seeds, overrides, dry_run=args.dry_run)
         except (DatasetError, SetupError, FileExistsError) as error:  # a user error: one paragraph, no traceback
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: {user_message(error)}", file=sys.stderr)
             sys.exit(2)
         except TrainingInterrupted as stop:  # the run's checkpoint is written; the same command resumes the grid
             print(f"{stop}; the same command continues the grid", file=sys.stderr)

@@ -96,10 +96,10 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("device='cuda' but torch.cuda.is_available() is False; use device='auto' or 'cpu'")
+            raise SetupError("device='cuda' but torch.cuda.is_available() is False; use device='auto' or 'cpu'")
         return torch.device("cuda", local_rank)
     if name == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise RuntimeError("device='mps' but this torch build or machine has no MPS; use device='auto' or 'cpu'")
+        raise SetupError("device='mps' but this torch build or machine has no MPS; use device='auto' or 'cpu'")
     return torch.device(name)
 
 
@@ -156,8 +156,9 @@ def choose_hardware(config: TrainConfig, dist: distributed.DistInfo) -> Hardware
 # ---- data ---------------------------------------------------------------------------------
 
 def make_dataset(config: TrainConfig, split: str, train: bool):
-    """The dataset for `split`. Training items are augmented and cropped to `crop_size`;
-    evaluation items are not augmented and come at `image_size`."""
+    """The dataset for `split`. Evaluation items are not augmented and come at `image_size`. Training items
+    are augmented and cropped to `crop_size` (none: the whole item); real images are first resized to
+    `image_size`, so images of any size train at the scale they are evaluated at."""
     options = {}
     if config.dataset == "streets":
         count = {"train": config.train_samples, "val": config.val_samples, "test": config.test_samples}.get(split)
@@ -167,6 +168,8 @@ def make_dataset(config: TrainConfig, split: str, train: bool):
         eval_crop = None  # scenes are generated at image_size already: score labels at full resolution
     else:
         eval_crop = config.image_size  # real images of varied sizes: resize to one batchable size
+        if train:  # ... and train at that size too (then scale and crop_size, if any): one scale for both
+            options["resize_to"] = config.image_size
     if config.dataset == "folder":
         options["class_names"] = config.class_names  # None: the dataset reads ROOT/classes.txt
     return build_dataset(
@@ -213,6 +216,17 @@ def build_data(config: TrainConfig, dist: distributed.DistInfo, device: torch.de
     """Datasets and loaders. Evaluation: rank r scores items r, r+N, r+2N, ... (every item exactly once)."""
     train_set = make_dataset(config, "train", train=True)
     eval_set = make_dataset(config, config.eval_split, train=False)
+    if config.test_split and config.dataset != "streets":
+        # The test split is read once, at the very end: find a missing one now, not after the training.
+        try:
+            make_dataset(config, config.test_split, train=False)
+        except DatasetError as error:
+            raise SetupError(f"test_split={config.test_split!r}: {error}\nA run without a test split: --test-split none "
+                             f"(test_split=None in Python, -p test_split none with papermill)") from None
+    if getattr(train_set, "flat", False) and dist.is_main:
+        print(f"warning: {config.data_root} has no split sub-folders under images/: the {config.eval_split} and "
+              f"test numbers are measured on the training images (fit, not generalisation); give it "
+              f"images/train, images/{config.eval_split}, ... and the same under masks/", file=sys.stderr)
     sampler = distributed.ResumableSampler(train_set, dist.world_size, dist.rank, seed=config.seed)
     train_loader = make_loader(train_set, config, sampler, config.seed, device, drop_last=True)
     steps_per_epoch = len(train_loader)  # now, while the sampler starts at 0 (after a resume it starts later)
@@ -378,8 +392,12 @@ def default_run_dir(config: TrainConfig) -> Path:
 def build_parts(config: TrainConfig, dist: distributed.DistInfo, hw: Hardware, data: Data) -> Parts:
     """Students, loss and optimisers, the same seed on every rank (identical initial weights)."""
     seed_everything(config.seed)
-    cnn, vit = build_students(config, data.num_classes)
-    loss_fn = build_loss(config, cnn, vit, data.ignore_index)
+    try:  # what can fail here comes from the settings or the data: too few classes, a weights file, no network
+        cnn, vit = build_students(config, data.num_classes)
+        loss_fn = build_loss(config, cnn, vit, data.ignore_index)
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        raise SetupError(f"building the students for {data.num_classes} classes ({', '.join(data.class_names)}): "
+                         f"{error}") from error
     memory_format = torch.channels_last if hw.channels_last else torch.contiguous_format
     for module in (cnn, vit, loss_fn):
         module.to(device=hw.device, memory_format=memory_format)
@@ -745,6 +763,16 @@ def train(config: TrainConfig) -> Path:
         distributed.cleanup()
 
 
+def user_message(error: Exception) -> str:
+    """The text of a user error without the worker's traceback that a DataLoader worker process wraps
+    around an exception raised there (a bad mask found while loading): only the original message."""
+    text = str(error)
+    marker = f"{type(error).__name__}: "
+    if "Original Traceback" in text and marker in text:
+        return text.rsplit(marker, 1)[1].strip()
+    return text
+
+
 def main(argv=None) -> None:
     """The command line. A user error (a run in the way, a dataset problem, settings that cannot run)
     prints one paragraph and exits with 2, without a traceback; a signal exits with 128 + its number."""
@@ -754,7 +782,7 @@ def main(argv=None) -> None:
     except TrainingInterrupted as stop:
         sys.exit(128 + stop.signum)  # the shell convention for "ended by a signal"; the checkpoint is safe
     except (FileExistsError, DatasetError, SetupError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {user_message(error)}", file=sys.stderr)
         sys.exit(2)
     print(f"run directory: {run_dir}")
 

@@ -107,6 +107,66 @@ def test_without_class_names_one_paragraph_names_classes_txt_and_the_layout(tmp_
         assert part in message, part
 
 
+def test_no_data_root_names_the_argument():
+    with pytest.raises(DatasetError, match=r"folder: no data folder given: pass data_root \(--data-root DIR"):
+        build_dataset("folder", None)
+
+
+def test_missing_test_split_one_class_and_flat_layout_are_found_before_training(tmp_path, capsys):
+    """The trainer checks the test split before it trains (it is read only at the end), refuses one class
+    without a traceback, and warns when a flat folder makes val and test the training images."""
+    import torch
+
+    from collab_lib.config import TrainConfig
+    from collab_lib.distributed import DistInfo
+    from collab_lib.train import SetupError, build_data, train
+
+    own_tree(tmp_path / "no-test", splits=("train", "val"))
+    config = TrainConfig(dataset="folder", data_root=str(tmp_path / "no-test"), image_size=(64, 64), batch_size=2,
+                         workers=0, run_dir=str(tmp_path / "run"))
+    with pytest.raises(SetupError, match=r"test_split='test': .*images/test not found.*\n.*--test-split none"):
+        build_data(config, DistInfo(), torch.device("cpu"))
+    assert not (tmp_path / "run").exists()
+    build_data(TrainConfig(**{**config.to_dict(), "test_split": None}), DistInfo(), torch.device("cpu"))
+
+    flat = tmp_path / "flat"
+    for name in ("a", "b"):
+        write_rgb(f"{flat}/images/{name}.png", SIZE, SIZE)
+        write_index(f"{flat}/masks/{name}.png", stripes([0, 1]))
+    (flat / "classes.txt").write_text("a\nb\n")
+    capsys.readouterr()
+    build_data(TrainConfig(**{**config.to_dict(), "data_root": str(flat)}), DistInfo(), torch.device("cpu"))
+    assert "has no split sub-folders under images/: the val and test numbers are measured on the training" in \
+        capsys.readouterr().err
+    build_data(TrainConfig(**{**config.to_dict(), "test_split": None}), DistInfo(), torch.device("cpu"))
+    assert "sub-folders" not in capsys.readouterr().err  # split folders: no warning
+
+    (flat / "classes.txt").write_text("only\n")
+    write_index(f"{flat}/masks/a.png", np.zeros((SIZE, SIZE)))
+    write_index(f"{flat}/masks/b.png", np.zeros((SIZE, SIZE)))
+    with pytest.raises(SetupError, match=r"building the students for 1 classes \(only\): num_classes must be an int >= 2"):
+        train(TrainConfig(**{**config.to_dict(), "data_root": str(flat), "steps": 1}))
+
+
+def test_a_bad_mask_found_in_a_loader_worker_reads_as_the_original_message(tmp_path):
+    """torch wraps an exception from a DataLoader worker in the worker's traceback; the command line prints only
+    the original message (collab_lib.train.user_message)."""
+    import torch
+
+    from collab_lib.train import user_message
+
+    own_tree(tmp_path)
+    write_index(f"{tmp_path}/masks/train/train1.png", stripes([0, 9]))
+    loader = torch.utils.data.DataLoader(build_dataset("folder", tmp_path), batch_size=2, num_workers=1)
+    with pytest.raises(DatasetError) as error:
+        next(iter(loader))
+    assert "Original Traceback" in str(error.value)
+    message = user_message(error.value)
+    assert message.startswith(str(tmp_path / "masks" / "train" / "train1.png")) and "label values 9" in message
+    assert "Traceback" not in message and "\n" not in message
+    assert user_message(DatasetError("plain")) == "plain"
+
+
 def test_mask_values_beyond_the_classes_name_the_mask(tmp_path):
     own_tree(tmp_path)
     write_index(f"{tmp_path}/masks/train/train0.png", stripes([0, 3, 255, 7]))
@@ -118,6 +178,9 @@ def test_a_missing_split_folder_names_the_ones_there(tmp_path):
     own_tree(tmp_path, splits=("train", "val"))
     with pytest.raises(DatasetError, match=r"images/test not found; the split sub-folders .* are train, val .*--test-split none"):
         build_dataset("folder", tmp_path, split="test")
+    own_tree(tmp_path / "no-val", splits=("train", "test"))
+    with pytest.raises(DatasetError, match=r"images/val not found; .* are test, train$"):  # --test-split none won't help
+        build_dataset("folder", tmp_path / "no-val", split="val")
     # without split sub-folders every split reads the same files
     flat = tmp_path / "flat"
     write_rgb(f"{flat}/images/a.png", SIZE, SIZE)
@@ -156,6 +219,30 @@ def test_check_prints_class_names_and_pixel_counts(tmp_path, capsys):
     assert check_main(["folder", str(tmp_path)]) == 1
     assert "classes.txt not found" in capsys.readouterr().out
     assert check_dataset("folder", tmp_path, class_names=["a", "b", "c"]) == []
+
+
+def test_images_of_any_size_train_at_the_evaluation_size(tmp_path):
+    """Without crop_size, a user's images of different sizes are resized to image_size for training too
+    (one scale for training and evaluation; batchable), labels by nearest neighbour."""
+    from collab_lib.config import TrainConfig
+    from collab_lib.train import make_dataset
+
+    own_tree(tmp_path, splits=("train",))
+    write_rgb(f"{tmp_path}/images/train/wide.png", 40, 100, seed=3)
+    write_index(f"{tmp_path}/masks/train/wide.png", np.tile(np.repeat([0, 1], 50), (40, 1)))
+    for augment in (True, False):
+        config = TrainConfig(dataset="folder", data_root=str(tmp_path), image_size=(32, 96), augment=augment)
+        train_set = make_dataset(config, "train", train=True)
+        assert len(train_set) == 3 and train_set.augment == augment
+        for index in range(len(train_set)):
+            image, label = train_set[index]
+            assert image.shape == (3, 32, 96) and label.shape == (32, 96)
+            assert set(label.unique().tolist()) <= {0, 1, 2, 255}
+    left, right = label[:, :40], label[:, 56:]  # the wide image, unaugmented: its halves keep their labels
+    assert label.shape == (32, 96) and (left == 0).all() and (right == 1).all()
+    cropped = make_dataset(TrainConfig(dataset="folder", data_root=str(tmp_path), image_size=(32, 96),
+                                       crop_size=(32, 32)), "train", train=True)
+    assert cropped[2][0].shape == (3, 32, 32)
 
 
 # ---------------------------------------------------------------- 3 training steps through the command line

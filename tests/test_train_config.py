@@ -9,7 +9,7 @@ import torch
 from collab_lib import checkpoint
 from collab_lib.config import TrainConfig, parse_args
 from collab_lib.optim import poly_lr
-from collab_lib.train import resolve_device, resolve_precision
+from collab_lib.train import SetupError, resolve_device, resolve_precision
 
 
 # ---- config and command line ----------------------------------------------------------------
@@ -163,5 +163,5 @@ def test_no_cuda_api_is_touched_without_cuda(monkeypatch):
     assert resolve_precision("auto", device) == "fp32"
     assert resolve_precision("bf16", device) == "bf16"
     assert checkpoint.get_rng_state()["cuda"] == []
-    with pytest.raises(RuntimeError, match="device='cuda'"):
+    with pytest.raises(SetupError, match="device='cuda'"):  # a user error: the command line prints it, exit 2
         resolve_device("cuda")

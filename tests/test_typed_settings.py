@@ -79,6 +79,10 @@ BAD_PYTHON = [
     (dict(lr_cnn=None), "lr_cnn: got None, expected a number"),
     (dict(class_names=[]), "class_names must name at least one class"),
     (dict(method="distill"), "method='distill' is not valid; choose from: independent"),
+    (dict(train_samples=0), "train_samples must be >= 1 (or none: the dataset's default), got 0"),
+    (dict(region_size=0), "region_size must be >= 1, got 0"),
+    (dict(warmup=1.5), "warmup must be a fraction of the steps in [0, 1], got 1.5"),
+    (dict(temperature=0), "temperature must be > 0, got 0.0"),
 ]
 
 

@@ -37,8 +37,8 @@ DATASET_NAMES = tuple(DATASETS)
 def build_dataset(name, root=None, split="train", **options):
     """Dataset `name` (one of DATASET_NAMES) for `split`; items (image (3, H, W) float32, label (H, W) int64).
 
-    Common options: crop_size=(H, W), augment (default: split == "train"), seed,
-    scale_range, jitter, flip. Dataset options: see each class (StreetsDataset:
+    Common options: crop_size=(H, W), resize_to=(H, W) (every item first resized to it),
+    augment (default: split == "train"), seed, scale_range, jitter, flip. Dataset options: see each class (StreetsDataset:
     size, num_samples, endless, cache_dir; FolderDataset: class_names, palette,
     read from ROOT/classes.txt and ROOT/palette.txt when not given).
     """

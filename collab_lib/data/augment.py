@@ -4,6 +4,11 @@ Input: image uint8 numpy (H, W, 3), label integer numpy (H, W).
 Output: image float32 tensor (3, h, w) normalised with ImageNet mean/std,
 label int64 tensor (h, w) with 255 = ignore.
 
+`resize_to` (H, W), when given, first resizes every item to that size (image
+bilinear, label nearest), before anything else: the trainer passes its
+`image_size` for real images, so images of varied sizes train at the size they
+are evaluated at and batch together.
+
 Training (augment=True), in this order:
   1. photometric jitter on the image only (brightness, contrast, saturation,
      each a factor in [1 - jitter, 1 + jitter]);
@@ -57,15 +62,23 @@ def _jitter(image, rng, strength):
     return image.clamp_(0.0, 1.0)
 
 
+def _size(name, value):
+    """None or a positive (H, W) of ints."""
+    if value is None:
+        return None
+    value = (int(value[0]), int(value[1]))
+    if min(value) <= 0:
+        raise ValueError(f"{name} must be positive (H, W), got {value}")
+    return value
+
+
 class SegmentationTransform:
     """Callable (image_u8, label, rng) -> (image tensor, label tensor); see the module docstring."""
 
-    def __init__(self, crop_size=None, augment=False, scale_range=(0.5, 2.0), flip=True, jitter=0.2):
-        if crop_size is not None:
-            crop_size = (int(crop_size[0]), int(crop_size[1]))
-            if min(crop_size) <= 0:
-                raise ValueError(f"crop_size must be positive (H, W), got {crop_size}")
+    def __init__(self, crop_size=None, augment=False, scale_range=(0.5, 2.0), flip=True, jitter=0.2, resize_to=None):
+        crop_size, resize_to = (_size(name, value) for name, value in (("crop_size", crop_size), ("resize_to", resize_to)))
         self.crop_size = crop_size
+        self.resize_to = resize_to
         self.augment = bool(augment)
         self.scale_range = scale_range
         self.flip = flip
@@ -74,6 +87,8 @@ class SegmentationTransform:
     def __call__(self, image_u8, label, rng):
         image = torch.from_numpy(np.ascontiguousarray(image_u8)).permute(2, 0, 1).float().div_(255.0)
         label = torch.from_numpy(np.ascontiguousarray(label).astype(np.int64))
+        if self.resize_to is not None:
+            image, label = _resize(image, label, self.resize_to)
         if not self.augment:
             image = (image - _MEAN) / _STD
             if self.crop_size is not None:

@@ -33,11 +33,11 @@ class SegmentationDataset(Dataset):
     synthetic = False
 
     def __init__(self, split="train", crop_size=None, augment=None, seed=0,
-                 scale_range=(0.5, 2.0), jitter=0.2, flip=True):
+                 scale_range=(0.5, 2.0), jitter=0.2, flip=True, resize_to=None):
         self.split = split
         self.seed = int(seed)
         self.augment = (split == "train") if augment is None else bool(augment)
-        self.transform = SegmentationTransform(crop_size, self.augment, scale_range, flip, jitter)
+        self.transform = SegmentationTransform(crop_size, self.augment, scale_range, flip, jitter, resize_to)
         self._epoch = torch.zeros(1, dtype=torch.long).share_memory_()
         self.files = []
         self.problems = []  # filled by scanning when strict=False; see use_files

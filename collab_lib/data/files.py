@@ -9,7 +9,10 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 def require_folder(path, dataset, layout, source):
     """Raise DatasetError naming the expected layout and where the data comes from, unless `path` is a folder."""
-    if path is None or not os.path.isdir(path):
+    if path is None:
+        raise DatasetError(f"{dataset}: no data folder given: pass data_root (--data-root DIR on the command line, "
+                           f"-p data_root DIR with papermill). Expected layout:\n{layout}\nOfficial data: {source}")
+    if not os.path.isdir(path):
         raise DatasetError(f"{dataset}: folder {path} not found. Expected layout:\n{layout}\n"
                            f"Official data: {source}")
     return os.fspath(path)

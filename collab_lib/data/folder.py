@@ -125,7 +125,8 @@ class FolderDataset(SegmentationDataset):
             image_folder = os.path.join(image_folder, split)
             mask_folder = require_folder(os.path.join(mask_folder, split), "folder", layout, SOURCE)
         elif splits:
+            hint = " (a run that has no test split: --test-split none)" if split == "test" else ""
             raise DatasetError(f"folder dataset: {os.path.join(image_folder, split)} not found; the split "
-                               f"sub-folders under {image_folder} are {', '.join(splits)} (a run that has no "
-                               f"test split: --test-split none)")
+                               f"sub-folders under {image_folder} are {', '.join(splits)}{hint}")
+        self.flat = not splits  # every split reads the same files (the trainer warns)
         self.use_files(*pair_by_name(image_folder, mask_folder, "mask"), strict, layout)
