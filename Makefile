@@ -5,7 +5,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 KERNEL := collab-kit
-# Extra arguments for the trainer, e.g. make train TRAIN_ARGS="--steps 4000 --method dml"
+# Extra arguments for the trainer, e.g. make train TRAIN_ARGS="--steps 4000 --method dml --run-dir runs/dml"
+# (other settings need another run folder: runs/make-train resumes only with its own)
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
