@@ -137,5 +137,8 @@ def test_hfd_projections_returns_channels_first_projections():
     low_cnn, low_vit = torch.randn(2, 16, 8, 16), torch.randn(2, 8, 8, 16)
     loss, info, attn_cnn, mlp_vit = course.hfd_projections(hfd, low_cnn, low_vit)
     assert attn_cnn.shape == (2, 8, 8, 16) and mlp_vit.shape == (2, 16, 8, 16)
+    # the projectors' own outputs, moved to channels-first (a reshape in place of the permute would differ)
+    torch.testing.assert_close(attn_cnn, hfd.attn(low_cnn.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).detach())
+    torch.testing.assert_close(mlp_vit, hfd.mlp(low_vit.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).detach())
     assert torch.isfinite(loss) and set(info) >= {"cnn_learns", "vit_learns"}
     assert not hfd.attn._forward_hooks and not hfd.mlp._forward_hooks

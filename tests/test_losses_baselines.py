@@ -57,17 +57,21 @@ def test_teacher_side_is_detached_and_mean_is_over_valid_pixels(cls):
     logits_c, logits_v, label = two_pixels()
     logits_c.requires_grad_(True)
     logits_v.requires_grad_(True)
-    # The ensemble / the other student is a target: a student's gradient is that of its own KL only.
+    # The ensemble / the other student is a target: each student's gradient is that of its own KL only,
+    # on both sides (a missing detach on either would add the other KL's gradient).
     loss, _ = cls()(logits_c, logits_v, label)
-    grad_c = torch.autograd.grad(loss, logits_c)[0]
-    z = logits_c[0, :, 0, 0]
+    grad_c, grad_v = torch.autograd.grad(loss, (logits_c, logits_v))
     if cls is DMLLoss:
-        target = torch.softmax(logits_v[0, :, 0, 0].detach(), 0)
+        targets = {"cnn": torch.softmax(logits_v[0, :, 0, 0].detach(), 0), "vit": torch.softmax(logits_c[0, :, 0, 0].detach(), 0)}
     else:
-        target = torch.softmax((logits_c + logits_v)[0, :, 0, 0].detach() / 2, 0)
-    own = (target * (target.log() - torch.log_softmax(z, 0))).sum()
-    torch.testing.assert_close(grad_c[0, :, 0, 0], torch.autograd.grad(own, logits_c)[0][0, :, 0, 0])
-    assert (grad_c[0, :, 0, 1] == 0).all()  # ignored pixel: no gradient
+        ensemble = torch.softmax((logits_c + logits_v)[0, :, 0, 0].detach() / 2, 0)
+        targets = {"cnn": ensemble, "vit": ensemble}
+    for name, logits, grad in (("cnn", logits_c, grad_c), ("vit", logits_v, grad_v)):
+        target = targets[name]
+        own = (target * (target.log() - torch.log_softmax(logits[0, :, 0, 0], 0))).sum()
+        torch.testing.assert_close(grad[0, :, 0, 0], torch.autograd.grad(own, logits)[0][0, :, 0, 0])
+        assert grad[0, :, 0, 0].abs().sum() > 0  # the student does learn there
+        assert (grad[0, :, 0, 1] == 0).all()  # ignored pixel: no gradient
     # No valid pixel: exactly 0, not NaN.
     loss, _ = cls()(logits_c, logits_v, torch.full_like(label, IGNORE))
     assert loss.item() == 0.0

@@ -304,3 +304,21 @@ def test_defaults_are_the_trainers_defaults():
     assert {"w_hfd", "w_region", "w_pixel", "region_size", "temperature", "require_correct", "warmup"} <= set(shared)
     assert shared == {name: trainer[name] for name in shared}
     assert shared["w_pixel"] == 0.3
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_batch_without_a_valid_pixel_costs_zero_not_nan(students, outputs, method):
+    """The training path: every label-dependent term is exactly 0 with zero (finite) gradients on the logits;
+    only HFD, which reads no label, remains."""
+    cnn, vit = students
+    out_c, out_v = map(detached, outputs)
+    ignored = torch.full((out_c.logits.shape[0], 64, 64), IGNORE)
+    loss_fn = CollaborativeLoss(cnn, vit, method=method, warmup=0.0)
+    total, terms = loss_fn(out_c, out_v, ignored)
+    for name in ("ce_cnn", "ce_vit", "region", "pixel", "dml", "kdcl"):
+        assert terms.get(name, torch.tensor(0.0)).item() == 0.0, name
+    assert all(torch.isfinite(v) for v in terms.values())
+    hfd = loss_fn.weights["hfd"] * terms["hfd"] if "hfd" in terms else torch.tensor(0.0)
+    torch.testing.assert_close(total.detach(), hfd)
+    for grad in torch.autograd.grad(total, [out_c.logits, out_v.logits], allow_unused=True):
+        assert grad is None or (grad == 0).all()

@@ -205,3 +205,17 @@ def test_saturated_pixels_tie_in_float32_and_transfer_nothing():
     assert not info["cnn_teaches"].any() and not info["vit_teaches"].any()
     _, info = PixelBSDLoss()(logits(4.0), logits(2.0), label)
     assert info["cnn_teaches"].all() and not info["vit_teaches"].any()
+
+
+def test_an_exact_tie_for_the_largest_logit_counts_as_correct():
+    """is_correct reads "the label's logit is the largest": a tie at the top is right for every tied class."""
+    from collab_lib.losses.pixel_bsd import is_correct
+
+    logits = torch.tensor([[2.0, 2.0, 1.0]]).reshape(1, 3, 1, 1).expand(1, 3, 1, 3).contiguous()
+    target = torch.tensor([[[0, 1, 2]]])
+    assert is_correct(logits, target, target != 255).tolist() == [[[True, True, False]]]
+    # in the loss: a CNN tied between the label and another class is right, and teaches a ViT that is wrong
+    z_c = torch.tensor([0.0, 0.0]).reshape(1, 2, 1, 1)
+    z_v = torch.tensor([-1.0, 1.0]).reshape(1, 2, 1, 1)
+    _, info = PixelBSDLoss()(z_c, z_v, torch.tensor([[[0]]]))
+    assert info["cnn_teaches"].item() and not info["vit_teaches"].item() and not info["both_right"].item()

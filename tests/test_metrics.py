@@ -92,3 +92,23 @@ def test_bad_shapes_are_named():
         cm.update(torch.zeros(1, 4, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="does not match"):
         cm.update(torch.zeros(1, 3, 3, dtype=torch.long), torch.zeros(1, 2, 2, dtype=torch.long))
+
+
+def test_rows_are_the_truth_and_logits_are_upsampled_bilinearly_before_the_argmax():
+    """Class-0 minus class-1 logit (1, 5) on two stride cells; bilinear to 4 pixels (align_corners=False) gives
+    1, -0.5, -3.5, -5: predictions 0, 1, 1, 1. Nearest-neighbour upsampling of the argmax would give 0, 0, 1, 1."""
+    logits = torch.tensor([[1.0, -5.0], [0.0, 0.0]]).reshape(1, 2, 1, 2)
+    target = torch.tensor([[[0, 0, 1, 1]]])
+    cm = ConfusionMatrix(2)
+    cm.update(logits, target)
+    assert cm.matrix.tolist() == [[1, 1], [0, 2]]  # truth 0 predicted 1 sits in row 0, column 1
+    assert cm.compute()["iou"] == pytest.approx([1 / 2, 2 / 3])
+
+
+def test_float_class_maps_are_refused_and_no_valid_pixel_gives_nan():
+    cm = ConfusionMatrix(2)
+    with pytest.raises(ValueError, match="got a float"):
+        cm.update(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+    cm.update(torch.zeros(1, 2, 2, dtype=torch.long), torch.full((1, 2, 2), 255))
+    result = cm.compute()
+    assert math.isnan(result["miou"]) and math.isnan(result["pixel_accuracy"]) and result["iou"] == [None, None]

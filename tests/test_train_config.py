@@ -1,4 +1,5 @@
 """Fast checks of the training engine's parts: config + CLI, schedules, checkpoint files, device choice."""
+import itertools
 import json
 import random
 
@@ -165,3 +166,32 @@ def test_no_cuda_api_is_touched_without_cuda(monkeypatch):
     assert checkpoint.get_rng_state()["cuda"] == []
     with pytest.raises(SetupError, match="device='cuda'"):  # a user error: the command line prints it, exit 2
         resolve_device("cuda")
+
+
+class _Items:
+    def __init__(self, length):
+        self.length = length
+
+    def __len__(self):
+        return self.length
+
+
+@pytest.mark.parametrize("length", [10, 10**8])  # a shuffled finite set; endless data walked in order
+def test_the_sampler_splits_ranks_disjointly_and_resumes_where_it_stopped(length):
+    from collab_lib.distributed import MAX_SHUFFLED, ResumableSampler
+
+    shares = []
+    for rank in (0, 1):
+        sampler = ResumableSampler(_Items(length), num_replicas=2, rank=rank, seed=3)
+        sampler.set_position(epoch=1, start=0)
+        full = list(itertools.islice(iter(sampler), 5))
+        sampler.set_position(epoch=1, start=3)
+        assert list(itertools.islice(iter(sampler), 2)) == full[3:5]  # the same items, three further on
+        assert len(sampler) == length // 2 - 3
+        shares.append(full)
+    assert not set(shares[0]) & set(shares[1])  # each item to one rank only
+    if length > MAX_SHUFFLED:
+        assert shares == [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]
+    else:
+        assert sorted(shares[0] + shares[1]) == sorted(set(shares[0] + shares[1]))
+        assert shares[0] != sorted(shares[0])  # shuffled
