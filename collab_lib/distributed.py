@@ -63,6 +63,16 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank; a no-op without a process group.
+
+    DDP broadcasts them at the start of each training forward, so after the last one each rank holds the
+    statistics of its own batch; an evaluation must use rank 0's, the ones last.pt saves."""
+    if dist.is_available() and dist.is_initialized():
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def all_gather_objects(obj) -> list:
     """[obj of rank 0, obj of rank 1, ...] on every rank (pickled; for small things like RNG states)."""
     if not dist.is_initialized():

@@ -276,6 +276,8 @@ def evaluate(students: dict, loader, num_classes, ignore_index, device, amp_dtyp
     (dataset-level confusion matrix, summed over DDP ranks)."""
     matrices = {name: ConfusionMatrix(num_classes, ignore_index=ignore_index, device=device) for name in students}
     modes = {name: model.training for name, model in students.items()}
+    for model in students.values():  # every rank scores with the BatchNorm statistics last.pt keeps (rank 0's)
+        distributed.broadcast_buffers(model)
     for model in students.values():
         model.eval()
     autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()

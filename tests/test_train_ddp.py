@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,8 +25,21 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["steps"] == 2
-    # 3 val scenes over 2 ranks (2 + 1): the all-reduced confusion matrices score every scene once.
-    assert 0.0 <= metrics["final_val"]["cnn"]["miou"] <= 1.0
+    # 3 val scenes over 2 ranks (2 + 1): the all-reduced confusion matrices score every scene once, so one
+    # process scoring all 3 with the final weights finds the same per-class IoU.
+    from collab_lib.analysis import load_trained_students
+    from collab_lib.train import evaluate
+
+    cnn, vit, _, val_set = load_trained_students(run_dir, "last.pt", split="val")
+    assert len(val_set) == 3
+    loader = torch.utils.data.DataLoader(val_set, batch_size=3)
+    alone = evaluate({"cnn": cnn, "vit": vit}, loader, val_set.num_classes, val_set.ignore_index,
+                     torch.device("cpu"), None, False)
+    for student in ("cnn", "vit"):
+        assert metrics["final_val"][student]["miou"] == pytest.approx(alone[student]["miou"], abs=1e-6)
+        ious, expected = list(metrics["final_val"][student]["iou"].values()), alone[student]["iou"]
+        assert len(ious) == len(expected) and all((a is None and b is None) or (None not in (a, b) and abs(a - b) < 1e-6)
+                                                  for a, b in zip(ious, expected)), (ious, expected)
     ckpt = torch.load(run_dir / "last.pt", weights_only=True)
     assert len(ckpt["rng"]) == 2  # one RNG state per rank
     assert not any(k.startswith("module.") for k in ckpt["cnn"])
