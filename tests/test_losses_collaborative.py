@@ -165,7 +165,7 @@ def test_ablation_switches_build_only_what_is_used(students):
 
 
 def test_bf16_autocast_is_finite_and_float32_inside(students, batch, outputs):
-    """Student outputs in bf16 (as under autocast) -> float32, finite loss; the loss's own convs run in bf16."""
+    """Student outputs in bf16 (as under autocast) -> float32 loss and maps, finite, with finite gradients."""
     cnn, vit = students
     y = batch[1]
     out_c, out_v = (detached(o, torch.bfloat16) for o in outputs)
@@ -182,7 +182,8 @@ def test_bf16_autocast_is_finite_and_float32_inside(students, batch, outputs):
     assert all(torch.isfinite(t) for t in terms.values())
     tensors = list(loss_fn.parameters()) + [out_c.logits, out_v.logits, out_c.embed, out_v.low]
     grads = torch.autograd.grad(total, tensors)
-    assert all(torch.isfinite(g).all() for g in grads) and grads[-4].dtype == torch.bfloat16
+    assert all(torch.isfinite(g).all() for g in grads)
+    assert all(g.abs().sum() > 0 for g in grads[-4:])  # every student output receives a gradient
 
 
 def test_bad_inputs_raise_value_errors_naming_the_argument(students, outputs, batch):
