@@ -165,16 +165,13 @@ def make_dataset(config: TrainConfig, split: str, train: bool):
         options = dict(size=config.image_size, endless=config.endless and train)
         if count is not None:
             options["num_samples"] = count
-        eval_crop = None  # scenes are generated at image_size already: score labels at full resolution
-    else:
-        eval_crop = config.image_size  # real images of varied sizes: resize to one batchable size
-        if train:  # ... and train at that size too (then scale and crop_size, if any): one scale for both
-            options["resize_to"] = config.image_size
+    else:  # real images of varied sizes: one batchable size, the same for training (before its crop) and evaluation
+        options["resize_to"] = config.image_size
     if config.dataset == "folder":
         options["class_names"] = config.class_names  # None: the dataset reads ROOT/classes.txt
     return build_dataset(
         config.dataset, root=config.data_root, split=split, seed=config.data_seed,
-        crop_size=config.crop_size if train else eval_crop,
+        crop_size=config.crop_size if train else None,
         augment=config.augment if train else False, **options,
     )
 
@@ -210,16 +207,18 @@ class Data:
     num_classes: int
     ignore_index: int
     class_names: list
+    test_set: object | None                # config.test_split (None: no test split), scored once at the end
 
 
 def build_data(config: TrainConfig, dist: distributed.DistInfo, device: torch.device) -> Data:
     """Datasets and loaders. Evaluation: rank r scores items r, r+N, r+2N, ... (every item exactly once)."""
     train_set = make_dataset(config, "train", train=True)
     eval_set = make_dataset(config, config.eval_split, train=False)
-    if config.test_split and config.dataset != "streets":
-        # The test split is read once, at the very end: find a missing one now, not after the training.
+    test_set = None
+    if config.test_split:
+        # The test split is read once, at the very end: built now, a missing one is found before the training.
         try:
-            make_dataset(config, config.test_split, train=False)
+            test_set = make_dataset(config, config.test_split, train=False)
         except DatasetError as error:
             raise SetupError(f"test_split={config.test_split!r}: {error}\nA run without a test split: --test-split none "
                              f"(test_split=None in Python, -p test_split none with papermill)") from None
@@ -244,7 +243,7 @@ def build_data(config: TrainConfig, dist: distributed.DistInfo, device: torch.de
                                                                                   len(unaugmented))
         train_eval_loader = make_loader(shard(Subset(unaugmented, range(count))), config, device=device)
     return Data(train_set, sampler, train_loader, steps_per_epoch, eval_loader, train_eval_loader, count,
-                train_set.num_classes, train_set.ignore_index, list(train_set.class_names))
+                train_set.num_classes, train_set.ignore_index, list(train_set.class_names), test_set)
 
 
 # ---- one step ---------------------------------------------------------------------------
@@ -693,9 +692,9 @@ def evaluate_at_end(config, dist, hw: Hardware, data: Data, parts: Parts, state:
     Returns the test split's numbers (None when config.test_split is None)."""
     if state.last_eval is None or state.last_eval["step"] != state.step:
         evaluate_now(config, hw, data, parts, state, files)
-    if not config.test_split:
+    if data.test_set is None:
         return None
-    test_set = make_dataset(config, config.test_split, train=False)
+    test_set = data.test_set
     loader = make_loader(Subset(test_set, range(dist.rank, len(test_set), dist.world_size)), config, device=hw.device)
     results = evaluate({"cnn": parts.cnn, "vit": parts.vit}, loader, data.num_classes, data.ignore_index,
                        hw.device, hw.amp_dtype, hw.channels_last)
