@@ -26,6 +26,7 @@ import torch
 
 from .checkpoint import snapshot_path
 from .config import RUNTIME_FIELDS, TrainConfig, convert_setting, plain
+from .losses.hfd import channels_last
 from .students import load_students  # noqa: F401  (the notebooks call course.load_students)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -207,30 +208,18 @@ def teaching_by_class(teacher_map, target, num_classes: int, ignore_index: int =
 
 @torch.no_grad()
 def hfd_projections(hfd, low_cnn, low_vit):
-    """Run an HFDLoss and also return what its two projectors produced.
+    """Run an HFDLoss and also return what its two projectors produce.
 
     Returns (loss, info, attn_cnn, mlp_vit): attn_cnn = Attn(low_cnn) in the
     ViT's channels (B, C_vit, h, w), mlp_vit = MLP(low_vit) in the CNN's
-    channels (B, C_cnn, h', w'), both channels-first whatever layout the loss
-    uses inside (read with forward hooks on `hfd.attn` and `hfd.mlp`).
+    channels (B, C_cnn, h', w'), channels-first, before any resize to the
+    target's grid. The projectors are called again here, explicitly, on the
+    channels-last maps the loss gives them (a second, gradient-free pass).
     """
-    captured = {}
-
-    def keep(name, spatial):
-        def hook(_module, _inputs, output):
-            if output.dim() == 4 and tuple(output.shape[1:3]) == tuple(spatial):  # channels-last (B, h, w, C)
-                output = output.permute(0, 3, 1, 2)
-            captured[name] = output.detach().contiguous()
-        return hook
-
-    handles = [hfd.attn.register_forward_hook(keep("attn", low_cnn.shape[-2:])),
-               hfd.mlp.register_forward_hook(keep("mlp", low_vit.shape[-2:]))]
-    try:
-        loss, info = hfd(low_cnn, low_vit)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return loss, info, captured["attn"], captured["mlp"]
+    loss, info = hfd(low_cnn, low_vit)
+    attn_cnn = hfd.attn(channels_last(low_cnn).contiguous()).permute(0, 3, 1, 2).contiguous()
+    mlp_vit = hfd.mlp(channels_last(low_vit).contiguous()).permute(0, 3, 1, 2).contiguous()
+    return loss, info, attn_cnn, mlp_vit
 
 
 @torch.no_grad()

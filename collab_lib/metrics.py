@@ -17,7 +17,11 @@ class ConfusionMatrix:
     update() takes logits (B, C, h, w) at any stride (upsampled bilinearly to
     the label size, then argmax in float32) or integer predictions (B, H, W);
     targets (B, H, W) int with `ignore_index` for pixels that do not count.
-    Stays on the device of the tensors it is given: no host sync per update.
+    Stays on the device of the tensors it is given, and update() makes no
+    tensor whose size depends on the data (no boolean-mask indexing, no
+    bincount, whose output length is the data's maximum): ignored pixels are
+    counted into one extra bin that is dropped, so a CUDA update does not wait
+    for the GPU.
     """
 
     def __init__(self, num_classes: int, ignore_index: int = 255, device=None):
@@ -43,12 +47,14 @@ class ConfusionMatrix:
             raise ValueError("prediction must be logits (B, C, h, w) or integer class indices (B, H, W), got a float (B, H, W) tensor")
         if self.matrix.device != target.device:
             self.matrix = self.matrix.to(target.device)
+        cells = self.num_classes**2
         valid = target != self.ignore_index
-        truth = target[valid].long()
-        pred = prediction[valid].long()
+        # Cell truth * C + prediction; an ignored pixel goes to the extra cell C^2, dropped below.
         # Labels outside [0, C) other than the ignore index are a data bug; the data pipeline checks them.
-        index = truth * self.num_classes + pred
-        self.matrix += torch.bincount(index, minlength=self.num_classes**2).reshape(self.num_classes, self.num_classes)
+        index = torch.where(valid, target.long() * self.num_classes + prediction.long(), cells).flatten()
+        counts = torch.zeros(cells + 1, dtype=torch.int64, device=index.device)
+        counts.scatter_add_(0, index, torch.ones_like(index))
+        self.matrix += counts[:cells].reshape(self.num_classes, self.num_classes)
 
     def all_reduce(self) -> None:
         """Sum the matrix over DDP ranks (a no-op without torch.distributed)."""

@@ -141,4 +141,20 @@ def test_hfd_projections_returns_channels_first_projections():
     torch.testing.assert_close(attn_cnn, hfd.attn(low_cnn.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).detach())
     torch.testing.assert_close(mlp_vit, hfd.mlp(low_vit.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).detach())
     assert torch.isfinite(loss) and set(info) >= {"cnn_learns", "vit_learns"}
-    assert not hfd.attn._forward_hooks and not hfd.mlp._forward_hooks
+
+
+def test_hfd_projections_are_what_the_loss_scores():
+    """The pictures show the loss's own projections: resized to the target's grid, they give its d per direction."""
+    from collab_lib.losses import HFDLoss
+    from collab_lib.losses.hfd import channels_last, feature_distance, resize_channels_last
+
+    torch.manual_seed(1)
+    hfd = HFDLoss(cnn_channels=16, vit_channels=8)
+    low_cnn, low_vit = torch.randn(2, 16, 16, 32), torch.randn(2, 8, 8, 16)  # different grids: the resize matters
+    loss, info, attn_cnn, mlp_vit = course.hfd_projections(hfd, low_cnn, low_vit)
+    assert attn_cnn.shape == (2, 8, 16, 32) and mlp_vit.shape == (2, 16, 8, 16)  # each on its own input's grid
+    cnn_d = feature_distance(resize_channels_last(channels_last(attn_cnn), (8, 16)), channels_last(low_vit)).mean()
+    vit_d = feature_distance(resize_channels_last(channels_last(mlp_vit), (16, 32)), channels_last(low_cnn)).mean()
+    torch.testing.assert_close(cnn_d, info["cnn_learns"])
+    torch.testing.assert_close(vit_d, info["vit_learns"])
+    torch.testing.assert_close(loss, cnn_d + vit_d)

@@ -101,6 +101,23 @@ def test_the_sync_detector_can_fail():
     assert sync_warnings(lambda: x.sum().item())
 
 
+def test_the_metric_update_never_waits_for_the_device():
+    """ConfusionMatrix.update on CUDA logits at stride 4 with ignored pixels: no sync (its docstring's claim),
+    and the same matrix as on the CPU."""
+    from collab_lib.metrics import ConfusionMatrix
+
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 5, 8, 16), torch.randint(0, 5, (2, 32, 64))
+    target[:, :4] = 255
+    on_cpu, on_cuda = ConfusionMatrix(5), ConfusionMatrix(5, device="cuda")
+    on_cpu.update(logits, target)
+    logits, target = logits.cuda(), target.cuda()
+    on_cuda.update(logits, target)  # warm-up: kernels load
+    on_cuda.reset()
+    assert sync_warnings(lambda: on_cuda.update(logits, target)) == []
+    assert torch.equal(on_cuda.matrix.cpu(), on_cpu.matrix)
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_a_whole_training_step_never_waits_for_the_device(precision):
     """train_step as the trainer runs it on CUDA (fused SGD / AdamW, channels-last, autocast): no sync."""

@@ -112,3 +112,20 @@ def test_float_class_maps_are_refused_and_no_valid_pixel_gives_nan():
     cm.update(torch.zeros(1, 2, 2, dtype=torch.long), torch.full((1, 2, 2), 255))
     result = cm.compute()
     assert math.isnan(result["miou"]) and math.isnan(result["pixel_accuracy"]) and result["iou"] == [None, None]
+
+
+def test_matches_a_direct_count_on_random_maps():
+    """Every cell of the matrix is the number of valid pixels with that (truth, prediction), for random maps
+    with a third of the pixels ignored (the ignored ones predict anything)."""
+    torch.manual_seed(0)
+    target = torch.randint(0, 6, (3, 10, 12))
+    target[torch.rand(target.shape) < 0.33] = 255
+    pred = torch.randint(0, 6, (3, 10, 12))
+    cm = ConfusionMatrix(6)
+    cm.update(pred, target)
+    expected = torch.zeros(6, 6, dtype=torch.int64)
+    for t, p in zip(target.flatten().tolist(), pred.flatten().tolist()):
+        if t != 255:
+            expected[t, p] += 1
+    assert torch.equal(cm.matrix, expected)
+    assert cm.matrix.sum() == (target != 255).sum()
