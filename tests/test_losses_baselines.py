@@ -41,7 +41,7 @@ def test_dml_textbook(T):
 
 
 @pytest.mark.parametrize("T", [1.0, 2.0])
-def test_kdcl_naive_ensemble_textbook(T):
+def test_kdcl_logit_mean_ensemble_textbook(T):
     q = soft([0, math.log(3) / 2], T)  # softmax of the mean logits / T
     if T == 1.0:
         assert q[1] == pytest.approx(math.sqrt(3) / (1 + math.sqrt(3)))

@@ -16,8 +16,7 @@ an MLP-style projector ("MLP") on the CNN->ViT path; the kit implements them as
 - MLP (ViT side): 1x1 conv, GELU, 1x1 conv to the CNN's channels (hidden width
   = the CNN's channels).
 The paper does not specify the distance; the kit's specification (docs/method.md)
-takes "MSE after normalising each target over channels" and implements it as d
-above: it also standardises the projected (student) side the same way, so d
+takes the MSE after standardising both sides over channels, d above: so d
 depends on neither side's scale (with both standardised, d = 2 - 2 * Pearson
 correlation over channels, in [0, 4]: about 2 for unrelated features, 0 for a
 perfect match). Both d are averaged over all locations of the batch.
@@ -46,8 +45,8 @@ def channel_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """norm(x): standardise each location's feature vector over channels, (x - mean_c) / sqrt(var_c + eps).
 
     Channels-last (B, h, w, C) -> float32 (B, h, w, C): LayerNorm over channels
-    without an affine part. The paper says features of a BN-ReLU CNN and of a
-    LayerNorm ViT differ in scale; the kit removes scale and offset per location.
+    without an affine part. The kit standardises because the features of a BN-ReLU
+    CNN and of a LayerNorm ViT differ in scale: it removes scale and offset per location.
     """
     return F.layer_norm(x.float(), (x.shape[-1],), eps=eps)
 

@@ -1,4 +1,4 @@
-"""KDCL (Guo et al., CVPR 2020), its naive ensemble: both students learn the average of both.
+"""KDCL-style ensemble distillation (after Guo et al., CVPR 2020): both students learn their logits' mean.
 
     q = softmax(((z_c + z_v) / 2) / T), detached (sg)
     L_kdcl = T^2 * [ mean_valid KL(q || p_c^T) + mean_valid KL(q || p_v^T) ]
@@ -6,8 +6,11 @@
 
 z: a student's logits (B, K, h, w) upsampled bilinearly to the labels (B, H, W)
 (the mean of upsampled logits = the upsampled mean: bilinear is linear); float32.
-The paper compares against KDCL; the kit implements KDCL's "naive" variant
-(mean of the logits, no per-sample weighting), as above (docs/method.md, "Baselines").
+The paper compares against KDCL without saying how its ensemble teacher is built; KDCL
+itself offers several ways to build it from the students' logits. The kit implements the
+plainest such teacher, the mean of the two students' logits (no per-sample weighting or
+selection), as above, and does not claim it is one of KDCL's named variants
+(docs/method.md, "Baselines").
 """
 import torch
 import torch.nn.functional as F

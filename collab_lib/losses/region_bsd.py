@@ -29,7 +29,7 @@ layout; the kit implements them as follows.
 - The decision is taken without gradient (the logits are only read, detached);
   a region with no valid pixel, or with equal CE, transfers nothing.
 - A region's d is the mean of the per-cell d over all its cells (also cells
-  whose pixels are partly ignore: the decision used the valid pixels, the
+  whose pixels are partly or wholly ignore: the decision used the valid pixels, the
   transfer covers the region).
 - Each direction's mean divides by its own region count; with no region going
   one way that term is exactly 0 (and still in the graph, so both connectors
