@@ -31,6 +31,7 @@ import json
 import os
 import random
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,28 @@ def write_json(path, data) -> None:
     """JSON file written atomically (indent 2, keys in insertion order)."""
     text = json.dumps(data, indent=2, allow_nan=True) + "\n"
     atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+def read_history(path) -> list:
+    """history.jsonl -> its records (dicts), in file order.
+
+    The trainer appends one line per record; a process killed mid-write can leave
+    the last line torn. That line is dropped with a warning naming the file (the
+    resume then cuts the history back to its checkpoint anyway). A bad line
+    anywhere else is damage the kit did not make: ValueError naming file and line.
+    """
+    path = Path(path)
+    lines = [(number, line) for number, line in enumerate(path.read_text().splitlines(), start=1) if line.strip()]
+    records = []
+    for index, (number, line) in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            if index == len(lines) - 1:
+                warnings.warn(f"{path}: line {number}, the last, is cut off ({error}); it is left out", stacklevel=2)
+                break
+            raise ValueError(f"{path}, line {number}: not a JSON record ({error}); the history is damaged") from None
+    return records
 
 
 def save_checkpoint(path, state: dict) -> None:

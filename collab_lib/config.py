@@ -135,6 +135,8 @@ class TrainConfig:
         for name in ("warmup", "lr_warmup"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be a fraction of the steps in [0, 1], got {getattr(self, name)}")
+        if self.stop_at_step is not None and not 1 <= self.stop_at_step <= self.steps:
+            raise ValueError(f"stop_at_step must be a step in [1, steps={self.steps}], got {self.stop_at_step}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if any(step < 1 for step in self.snapshot_steps):
@@ -160,10 +162,19 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path) -> "TrainConfig":
-        """Read a config JSON file: either a plain dict of fields or a run's config.json."""
-        with open(path) as f:
-            values = json.load(f)
-        return cls.from_dict(values.get("config", values))
+        """Read a config JSON file: either a plain dict of fields or a run's config.json.
+        A missing file, bad JSON or a bad setting is a ValueError naming the file."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                values = json.load(f)
+        except (OSError, ValueError) as error:  # ValueError: bad JSON, or bytes that are not UTF-8
+            raise ValueError(f"config file {path}: cannot read it as JSON ({error})") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"config file {path}: expected a JSON object of settings, got {type(values).__name__}")
+        try:
+            return cls.from_dict(values.get("config", values))
+        except ValueError as error:
+            raise ValueError(f"config file {path}: {error}") from None
 
 
 # ---- typed settings -----------------------------------------------------------------------
@@ -346,8 +357,11 @@ def parse_args(argv=None) -> TrainConfig:
                  if u.startswith("--") and difflib.get_close_matches(u.split("=")[0], flags, 2) else u for u in unknown]
         parser.error(f"unknown arguments: {', '.join(hints)}. Valid flags: {' '.join(flags)}")
     args = vars(args)
-    base = TrainConfig.load(args.pop("config")).to_dict() if args.get("config") else {}
-    args.pop("config", None)
+    config_file = args.pop("config", None)
+    try:
+        base = TrainConfig.load(config_file).to_dict() if config_file else {}
+    except ValueError as error:
+        parser.error(str(error))
     for name, value in args.items():  # one word of a tuple field ("512,1024", "none") is converted as text
         if isinstance(value, list) and len(value) == 1:
             args[name] = value[0]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import read_history as read_history_file
 from .checkpoint import snapshot_path
 from .config import RUNTIME_FIELDS, TrainConfig, convert_setting, plain
 from .losses.hfd import channels_last
@@ -171,9 +172,8 @@ def forward_pair(cnn, vit, images):
 
 
 def read_history(run_dir) -> list:
-    """history.jsonl as a list of dicts, in file order."""
-    path = Path(run_dir) / "history.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """history.jsonl as a list of dicts, in file order (a torn last line is left out, with a warning)."""
+    return read_history_file(Path(run_dir) / "history.jsonl")
 
 
 def read_metrics(run_dir) -> dict:

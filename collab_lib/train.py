@@ -24,7 +24,8 @@ One step (`train_step`):
 
 The run directory (rank 0 writes it):
   config.json     the full TrainConfig, command line, library versions, git commit and whether the
-                  checkout had uncommitted changes, device, precision (collab_lib/runinfo.py)
+                  checkout had uncommitted changes, device, precision (collab_lib/runinfo.py) of
+                  this session; after a resume "earlier_sessions" keeps those of the earlier ones
   history.jsonl   one JSON object per line: {"kind": "train", "step", every loss term, "lr_cnn",
                   "lr_vit", "images_per_s"} at log intervals, {"kind": "eval", "step", "split",
                   "cnn_miou", "vit_miou", ...} at evaluations (split "val", and split "train" with
@@ -38,7 +39,9 @@ Checkpoints: see collab_lib/checkpoint.py. Multi-process: collab_lib/distributed
 
 Stopping: Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes last.pt
 and raises TrainingInterrupted (the command line exits with 130 / 143, the
-shell's "ended by a signal" codes); `resume=True` (--resume) continues exactly.
+shell's "ended by a signal" codes); `resume=True` (--resume) continues exactly,
+and leaves a finished run as it is. A folder holding a finished run without its
+last.pt (a committed run) is refused unless `overwrite=True`, which starts it again.
 A NaN/inf loss raises FloatingPointError naming the step and the term; last.pt
 then still holds the last good step (the check runs before every checkpoint).
 
@@ -64,7 +67,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Subset
 
 from . import distributed
-from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state, snapshot_path, write_json
+from .checkpoint import (get_rng_state, load_checkpoint, read_history, save_checkpoint, set_rng_state, snapshot_path,
+                         write_json)
 from .config import RUNTIME_FIELDS, TrainConfig, parse_args, plain
 from .data import DatasetError, build_dataset
 from .metrics import ConfusionMatrix
@@ -366,23 +370,68 @@ class RunState:
         return self.wall_before + time.perf_counter() - self.session_start
 
 
+# What last.pt must hold to resume (checkpoint.py); best.pt and step_*.pt hold weights only.
+RESUME_KEYS = ("step", "epoch", "position", "cnn", "vit", "loss", "opt_cnn", "opt_vit", "scaler", "rng", "best",
+               "last_eval", "train_time_s", "wall_time_s", "config")
+
+
+def check_run_dir_writable(run_dir: Path) -> None:
+    """A run folder that is a file, or lies under a file or a folder this process cannot write: SetupError now,
+    before the data and the students are built (the folder itself is created later, when the run starts)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SetupError(f"run_dir {run_dir} is a file; expected a folder (it is created when missing)")
+    parent = next(p for p in (run_dir, *run_dir.parents) if p.exists())
+    if not parent.is_dir():
+        raise SetupError(f"run_dir {run_dir}: {parent} is a file, not a folder; choose another run_dir")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SetupError(f"run_dir {run_dir}: cannot write into {parent} (permission denied); choose a writable folder")
+
+
+def read_last_checkpoint(path: Path) -> dict:
+    """last.pt for a resume; a damaged file or one that is not a trainer's last.pt is a SetupError naming it."""
+    try:
+        checkpoint = load_checkpoint(path)
+    except Exception as error:  # torch raises RuntimeError, pickle.UnpicklingError, EOFError, ... by damage
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise SetupError(f"resume: cannot read {path} ({reason}); the file is damaged or not a checkpoint. "
+                         f"Start the run again with overwrite=True (--overwrite), or put back a good copy") from error
+    missing = [key for key in RESUME_KEYS if key not in checkpoint] if isinstance(checkpoint, dict) else list(RESUME_KEYS)
+    if missing:
+        raise SetupError(f"resume: {path} is not a last.pt of this kit's trainer (missing {', '.join(missing)}); "
+                         f"best.pt and step_*.pt hold weights only and cannot be resumed")
+    return checkpoint
+
+
 def prepare_run_dir(config: TrainConfig) -> tuple[Path, dict | None]:
     """(run directory, last.pt's contents when resuming else None). Refuses to overwrite a run by accident
-    and to resume one with settings that change the maths (RUNTIME_FIELDS may change)."""
+    and to resume one with settings that change the maths (RUNTIME_FIELDS may change).
+
+    Without last.pt there is nothing to resume: an unfinished run (stopped before its first checkpoint)
+    starts again from step 0, but a finished one (metrics.json, e.g. a committed run, which keeps only its
+    text files) is never trained over unless overwrite is set."""
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
+    check_run_dir_writable(run_dir)
     last_path = run_dir / "last.pt"
     if last_path.exists() and config.resume:
-        checkpoint = load_checkpoint(last_path)
+        checkpoint = read_last_checkpoint(last_path)
         changed = {k: (v, getattr(config, k)) for k, v in checkpoint["config"].items()
                    if k not in RUNTIME_FIELDS and hasattr(config, k) and plain(getattr(config, k)) != plain(v)}
         if changed:
             detail = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
             raise SetupError(f"resume: {last_path} was trained with different settings ({detail}); "
                              f"use the original settings, or another run_dir")
+        if config.stop_at_step is not None and config.stop_at_step <= checkpoint["step"] < config.steps:
+            raise SetupError(f"stop_at_step={config.stop_at_step} is not after the step {last_path} holds "
+                             f"({checkpoint['step']}); give a later step, or none to train to the end")
         return run_dir, checkpoint
     if last_path.exists() and not config.overwrite:
         raise FileExistsError(f"{run_dir} already holds a run (last.pt). Pass resume=True (--resume) to continue it, "
                               f"overwrite=True (--overwrite) to start it again, or choose another run_dir")
+    if (run_dir / "metrics.json").exists() and not config.overwrite:
+        raise FileExistsError(f"{run_dir} holds a finished run (metrics.json) without its last.pt, so there is "
+                              f"nothing to {'resume' if config.resume else 'continue'} (a committed run keeps only its "
+                              f"text files). Pass overwrite=True (--overwrite) to train it again from step 0, "
+                              f"replacing its files, or choose another run_dir")
     return run_dir, None
 
 
@@ -420,6 +469,9 @@ def restore(checkpoint: dict, parts: Parts, dist: distributed.DistInfo, state: R
     if checkpoint["scaler"]:
         parts.scaler.load_state_dict(checkpoint["scaler"])
     rng = checkpoint["rng"]
+    if len(rng) != dist.world_size and dist.is_main:
+        print(f"resume: the run was trained with {len(rng)} process(es), this session has {dist.world_size}: "
+              f"each process's data share and random draws differ from an uninterrupted run", file=sys.stderr)
     set_rng_state(rng[dist.rank] if len(rng) == dist.world_size else rng[0])
     state.step, state.epoch, state.position = checkpoint["step"], checkpoint["epoch"], checkpoint["position"]
     state.train_time, state.wall_before = checkpoint["train_time_s"], checkpoint["wall_time_s"]
@@ -464,10 +516,12 @@ class RunFiles:
             info["resumed_from_step"] = state.step if resumed else None
             info["parameters"] = {name: count_parameters(getattr(parts, name)) for name in ("cnn", "vit")}
             info["parameters"]["loss"] = count_parameters(parts.loss_fn)
+            if resumed:  # who ran the earlier sessions, with which code (config.json describes this one)
+                info["earlier_sessions"] = earlier_sessions(run_dir / "config.json")
             write_json(run_dir / "config.json", info)
             _truncate_history(files.history_path, state.step)  # records after the resumed checkpoint are void
             if not resumed:  # a fresh (or overwritten) run: nothing of an earlier one may survive
-                for stale in ["metrics.json", "best.pt", *(p.name for p in run_dir.glob("step_*.pt"))]:
+                for stale in ["metrics.json", "best.pt", "last.pt", *(p.name for p in run_dir.glob("step_*.pt"))]:
                     (run_dir / stale).unlink(missing_ok=True)
             files.history = open(files.history_path, "a")
         return files
@@ -476,6 +530,12 @@ class RunFiles:
         if self.history is not None:
             self.history.write(json.dumps(entry) + "\n")
             self.history.flush()
+
+    def sync_history(self) -> None:
+        """Force history.jsonl to disk, so that it holds every record up to a checkpoint written after it."""
+        if self.history is not None:
+            self.history.flush()
+            os.fsync(self.history.fileno())
 
     def save_last(self, config, parts: Parts, state: RunState) -> None:
         """last.pt: everything a resume needs (collective under DDP: every rank must call it)."""
@@ -490,6 +550,7 @@ class RunFiles:
             "config": config.to_dict(),
         }
         if self.main:
+            self.sync_history()
             save_checkpoint(self.last, snapshot)
         state.last_saved_step = state.step
 
@@ -505,12 +566,30 @@ class RunFiles:
             self.history = None
 
 
+SESSION_FIELDS = ("started", "git_commit", "git_head_at_start", "git_dirty", "git_diff_sha1", "command", "host",
+                  "device", "precision", "world_size", "resumed_from_step")
+
+
+def earlier_sessions(config_json: Path) -> list:
+    """The sessions before this one, oldest first, from the config.json about to be rewritten: the fields that
+    say who ran each and with which code (SESSION_FIELDS). [] when there is none or it cannot be read."""
+    try:
+        old = json.loads(config_json.read_text())
+    except (OSError, ValueError):
+        return []
+    return [*old.get("earlier_sessions", []), {k: old[k] for k in SESSION_FIELDS if k in old}]
+
+
 def _truncate_history(path: Path, step: int) -> None:
     """Keep only the history records up to `step` (atomically), dropping what a killed run wrote after its
     checkpoint, and the test record (written after the last checkpoint; the end of the run writes it again)."""
     if not path.exists():
         return
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        records = read_history(path)  # a torn last line (a kill mid-write) is dropped with a warning
+    except ValueError as error:
+        raise SetupError(f"resume: {error}; remove the bad line, or start again with overwrite=True (--overwrite)") \
+            from error
     kept = [json.dumps(r) for r in records if r["step"] <= step and r["kind"] != "test"]
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(line + "\n" for line in kept))
@@ -741,6 +820,11 @@ def train(config: TrainConfig) -> Path:
         state = RunState()  # its clock starts now
         hw = choose_hardware(config, dist)
         run_dir, checkpoint = prepare_run_dir(config)
+        if checkpoint is not None and checkpoint["step"] >= config.steps and (run_dir / "metrics.json").exists():
+            if dist.is_main:  # a finished run is left as it is: nothing is rebuilt, re-scored or rewritten
+                print(f"{run_dir} is finished (step {checkpoint['step']}, metrics.json); nothing to do",
+                      file=sys.stderr)
+            return run_dir
         data = build_data(config, dist, hw.device)
         parts = build_parts(config, dist, hw, data)
         if checkpoint is not None:
@@ -785,6 +869,9 @@ def main(argv=None) -> None:
     except (FileExistsError, DatasetError, SetupError) as error:
         print(f"error: {user_message(error)}", file=sys.stderr)
         sys.exit(2)
+    except FloatingPointError as error:  # a loss became NaN/inf: the message names the step, the term, the checkpoint
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
     print(f"run directory: {run_dir}")
 
 

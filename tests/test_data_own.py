@@ -79,6 +79,13 @@ def test_bad_classes_txt_names_file_and_line(tmp_path, classes_txt, message):
         build_dataset("folder", tmp_path)
 
 
+def test_a_classes_txt_that_is_not_utf8_is_named(tmp_path):
+    own_tree(tmp_path, classes_txt=None)
+    Path(tmp_path, "classes.txt").write_bytes("stra\xdfe\nauto\n".encode("latin-1"))  # what a Latin-1 editor saves
+    with pytest.raises(DatasetError, match=r"classes.txt: not UTF-8 text .*save it as UTF-8"):
+        build_dataset("folder", tmp_path)
+
+
 def test_bad_class_names_argument_and_palette_are_named(tmp_path):
     own_tree(tmp_path)
     with pytest.raises(DatasetError, match=r"class_names\[2\]: class name 'a' repeats class_names\[0\]"):

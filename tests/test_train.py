@@ -95,10 +95,11 @@ def test_run_directory(straight):
         assert not any(k.startswith(("module.", "_orig_mod.")) for k in ckpt[key]), key
     assert ckpt["loss"], "collab's projectors and connectors are saved"
 
-    # Resuming a finished run changes nothing (and does not log the test split twice).
-    before = (run_dir / "history.jsonl").read_text()
+    # Resuming a finished run changes nothing: no file is rewritten, the test split is not scored again.
+    names = ("history.jsonl", "metrics.json", "config.json", "last.pt", "best.pt")
+    before = {name: (run_dir / name).read_bytes() for name in names}
     train(tiny(run_dir, resume=True))
-    assert (run_dir / "history.jsonl").read_text() == before
+    assert {name: (run_dir / name).read_bytes() for name in names} == before
 
     # The same run directory is not silently reused.
     with pytest.raises(FileExistsError, match="resume"):
@@ -138,6 +139,93 @@ def test_resume_is_exact(straight, tmp_path):
     # Changing the maths of a run on resume is refused, naming the setting.
     with pytest.raises(ValueError, match="lr_cnn"):
         train(tiny(split, resume=True, lr_cnn=0.5))
+    # config.json describes the last session; the first one (not resumed, same code) is kept beside it.
+    info = json.loads((split / "config.json").read_text())
+    assert info["resumed_from_step"] == 2 and len(info["earlier_sessions"]) == 1
+    first = info["earlier_sessions"][0]
+    assert first["resumed_from_step"] is None and first["git_commit"] == info["git_commit"] and "started" in first
+
+
+def copy_run(source, target, names=("config.json", "history.jsonl", "metrics.json")):
+    """A copy of a run's files; by default the three a committed run keeps (no checkpoints)."""
+    target.mkdir(parents=True)
+    for name in names:
+        (target / name).write_bytes((source / name).read_bytes())
+    return target
+
+
+def test_a_finished_run_without_last_pt_is_never_trained_over(straight, tmp_path):
+    """A committed run (text files only): neither a plain run nor a resume may wipe it; overwrite may."""
+    committed = copy_run(straight, tmp_path / "committed")
+    before = {p.name: p.read_bytes() for p in committed.iterdir()}
+    for resume in (False, True):
+        with pytest.raises(FileExistsError, match=r"finished run \(metrics.json\) without its last.pt.*--overwrite"):
+            train(tiny(committed, resume=resume))
+    assert {p.name: p.read_bytes() for p in committed.iterdir()} == before
+    assert train_module.prepare_run_dir(tiny(committed, overwrite=True)) == (committed, None)
+    # An unfinished run stopped before its first checkpoint has nothing to keep: it starts again.
+    unfinished = copy_run(straight, tmp_path / "unfinished", names=("config.json", "history.jsonl"))
+    assert train_module.prepare_run_dir(tiny(unfinished, resume=True)) == (unfinished, None)
+
+
+def test_overwrite_removes_the_old_run_before_training(straight, tmp_path, monkeypatch):
+    """Killed before its first checkpoint, an overwritten run leaves no last.pt of the old one to resume."""
+    old = copy_run(straight, tmp_path / "old", names=("config.json", "history.jsonl", "metrics.json", "last.pt",
+                                                       "best.pt"))
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed before the first checkpoint")
+
+    monkeypatch.setattr(train_module, "train_loop", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(old, overwrite=True))
+    assert sorted(p.name for p in old.iterdir()) == ["config.json", "history.jsonl"]
+    assert (old / "history.jsonl").read_text() == ""
+
+
+def test_a_damaged_or_foreign_last_pt_is_named(straight, tmp_path):
+    run_dir = copy_run(straight, tmp_path / "run", names=("config.json", "history.jsonl"))
+    (run_dir / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(train_module.SetupError, match=r"cannot read .*last.pt.*--overwrite"):
+        train(tiny(run_dir, resume=True))
+    torch.save({"step": 2, "cnn": {}}, run_dir / "last.pt")  # e.g. a best.pt renamed: weights only
+    with pytest.raises(train_module.SetupError, match=r"last.pt is not a last.pt .*missing epoch, position"):
+        train(tiny(run_dir, resume=True))
+
+
+def test_stop_at_step_must_lie_ahead(straight, tmp_path):
+    with pytest.raises(ValueError, match=r"stop_at_step must be a step in \[1, steps=4\], got 5"):
+        tiny(tmp_path, stop_at_step=5)
+    with pytest.raises(ValueError, match="stop_at_step"):
+        tiny(tmp_path, stop_at_step=0)
+    run_dir = copy_run(straight, tmp_path / "run", names=("config.json", "history.jsonl"))
+    checkpoint = torch.load(straight / "last.pt", weights_only=True)
+    torch.save({**checkpoint, "step": 2}, run_dir / "last.pt")
+    with pytest.raises(train_module.SetupError, match=r"stop_at_step=2 is not after the step .*\(2\)"):
+        train(tiny(run_dir, resume=True, stop_at_step=2))
+
+
+def test_a_run_dir_that_is_a_file_is_named(tmp_path):
+    (tmp_path / "taken").write_text("")
+    for run_dir in (tmp_path / "taken", tmp_path / "taken" / "run"):
+        with pytest.raises(train_module.SetupError, match=r"taken is a file"):
+            train(tiny(run_dir))
+
+
+def test_a_torn_last_history_line_is_dropped_and_other_damage_named(tmp_path):
+    good = [{"kind": "train", "step": 1, "loss": 2.0}, {"kind": "eval", "step": 2, "split": "val"}]
+    path = tmp_path / "history.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in good) + '{"kind": "train", "st')  # killed mid-write
+    with pytest.warns(UserWarning, match=r"history.jsonl: line 3, the last, is cut off"):
+        assert course.read_history(tmp_path) == good
+    with pytest.warns(UserWarning):
+        train_module._truncate_history(path, step=1)  # a resume from step 1
+    assert [json.loads(line) for line in path.read_text().splitlines()] == good[:1]
+    path.write_text(json.dumps(good[0]) + "\n{oops\n" + json.dumps(good[1]) + "\n")
+    with pytest.raises(ValueError, match=r"history.jsonl, line 2: not a JSON record"):
+        course.read_history(tmp_path)
+    with pytest.raises(train_module.SetupError, match=r"resume: .*line 2.*--overwrite"):
+        train_module._truncate_history(path, step=1)
 
 
 def test_nan_loss_stops_naming_step_and_term(tmp_path, monkeypatch):
@@ -329,6 +417,28 @@ def test_user_errors_on_the_command_line_exit_2_with_one_paragraph(straight, tmp
     with pytest.raises(SystemExit) as exit_info:
         train_module.main(["--run-dir", str(straight), "--device", "cpu"])
     assert exit_info.value.code == 2 and "--resume" in capsys.readouterr().err
+
+    for content, message in ((None, "cannot read it as JSON"), ("{\"stepz\": 3}", "unknown config keys"),
+                             ("[1, 2]", "expected a JSON object")):
+        path = tmp_path / f"settings-{len(message)}.json"
+        if content is not None:
+            path.write_text(content)
+        with pytest.raises(SystemExit) as exit_info:
+            train_module.main(["--config", str(path)])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and f"config file {path}: " in err and message in err, err
+        assert "Traceback" not in err
+
+
+def test_a_nan_stop_on_the_command_line_prints_its_message(monkeypatch, capsys, tmp_path):
+    def nan_at_step_3(config):
+        raise FloatingPointError("step 3: the loss is nan (hfd); the last good checkpoint (step 2) is kept")
+
+    monkeypatch.setattr(train_module, "train", nan_at_step_3)
+    with pytest.raises(SystemExit) as exit_info:
+        train_module.main(["--run-dir", str(tmp_path / "run"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and err.startswith("error: step 3: the loss is nan") and "Traceback" not in err
 
 
 def test_progress_log_lines_go_to_stderr(capsys):

@@ -40,8 +40,12 @@ def no_class_names_message(root):
 
 def _lines(path):
     """(line number, text stripped) of a text file, without the blank lines at its end."""
-    with open(path, encoding="utf-8-sig") as f:  # -sig: a byte-order mark written by some editors is not a name
-        lines = [line.strip() for line in f.read().splitlines()]
+    try:
+        with open(path, encoding="utf-8-sig") as f:  # -sig: a byte-order mark written by some editors is not a name
+            lines = [line.strip() for line in f.read().splitlines()]
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8, "
+                           f"one entry per line") from None
     while lines and not lines[-1]:
         lines.pop()
     return list(enumerate(lines, start=1))
