@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import atomic_write_bytes
 from .losses import PixelBSDLoss, RegionBSDLoss, regions_to_pixels
 
 
@@ -211,13 +212,13 @@ def write_report(root, teaching_split: str = "test") -> Path:
         axis.set_ylim(max(0, low), max(means) + 3 * max(stds + [1]))
     figure.suptitle(f"{root.name}: synthetic street scenes, test split (bars: mean ± std; dots: seeds)", fontsize=10)
     figure.tight_layout()
-    figure.savefig(root / "summary.png", dpi=90)
+    # Both files atomically (a temp file renamed): an interrupted report leaves the previous one whole.
+    atomic_write_bytes(root / "summary.png", lambda f: figure.savefig(f, format="png", dpi=90))
     plt.close(figure)
     lines.append("![summary](summary.png)")
     path = root / "SUMMARY.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(path)
+    text = "\n".join(lines) + "\n"
+    atomic_write_bytes(path, lambda f: f.write(text.encode()))
     return path
 
 

@@ -56,6 +56,8 @@ def test_report_from_a_real_tiny_grid(tmp_path):
     assert "| independent | 1 |" in text and "| collab | 1 |" in text
     assert "Which classes each student teaches" in text and "| pole |" in text
     assert (tmp_path / "summary.png").stat().st_size > 5000
+    assert (tmp_path / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # written whole, as a PNG
+    assert not list(tmp_path.glob(".*.tmp")) and not list(tmp_path.glob("*.tmp"))  # no temp file left behind
     assert "## Complementarity" in text
     # The gain table's road row says collab minus independent, per student, from the runs' own numbers.
     from collab_lib.experiments import collect_results

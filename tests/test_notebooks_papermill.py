@@ -209,6 +209,19 @@ def test_the_ci_smoke_cap_is_printed_and_can_be_switched_off(monkeypatch, tmp_pa
         derived_settings(monkeypatch, ci=False, smoke="maybe")
 
 
+def test_a_misspelt_parameter_stops_the_run_and_any_setting_can_be_given(monkeypatch, tmp_path):
+    """Papermill only warns about a name the parameters cell lacks; the notebook refuses it, naming the nearest
+    setting, and takes every other TrainConfig setting (not only those its parameters cell lists)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\): step \(did you mean steps\?\), colour\. Valid: "):
+        derived_settings(monkeypatch, ci=False, smoke=False, step="4000", colour="red")
+    extra, _ = derived_settings(monkeypatch, ci=False, smoke=False, augment="False", train_samples="50",
+                                eval_interval="300", steps="1200")
+    config = extra["config"]
+    assert (config.augment, config.train_samples, config.eval_interval, config.steps) == (False, 50, 300, 1200)
+    assert "augment" not in parameter_names()  # so this setting came through the new path, not the cell
+
+
 # ---------------------------------------------------------------- each command, run
 
 def kernel_installed(name: str) -> bool:
