@@ -315,6 +315,15 @@ def plain(value):
     return list(value) if isinstance(value, (tuple, list)) else value
 
 
+def changed_settings(saved: dict, config: "TrainConfig") -> dict:
+    """{field: (saved value, new value)} for each setting of `saved` (a checkpoint's or config.json's "config")
+    that `config` changes. RUNTIME_FIELDS may change; a field the saved run lacks (added to TrainConfig later)
+    or that TrainConfig no longer has is not compared, so runs made before a field existed still match.
+    The trainer's resume and the grid's finished runs are held to this one rule."""
+    return {key: (plain(value), plain(getattr(config, key))) for key, value in saved.items()
+            if key not in RUNTIME_FIELDS and hasattr(config, key) and plain(getattr(config, key)) != plain(value)}
+
+
 # ---- command line -------------------------------------------------------------------------
 
 def _is_tuple(hint) -> bool:

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import read_history as read_history_file
-from .checkpoint import snapshot_path
+from .checkpoint import snapshot_path  # noqa: F401  (the notebooks call course.snapshot_path)
 from .config import RUNTIME_FIELDS, TrainConfig, convert_setting, plain
 from .losses.hfd import channels_last
 from .students import load_students  # noqa: F401  (the notebooks call course.load_students)

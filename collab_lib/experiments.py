@@ -8,7 +8,10 @@ Every run of a grid shares students, initialisation seed (per seed), data,
 augmentation, schedule and number of steps: only the loss differs (docs/method.md, protocol:
 baselines reproduced under another recipe make gains look larger or vanish).
 A run whose directory already holds metrics.json is skipped, so an interrupted
-grid continues where it stopped; an unfinished run resumes from its last.pt.
+grid continues where it stopped; an unfinished run resumes from its last.pt. Either
+way its saved settings must be the planned ones (RUNTIME_FIELDS aside): a grid asked
+for other settings than its folder holds stops before training, naming each field.
+Several workers may share one grid: each run is locked (flock on grid.lock) while it trains.
 
 Model selection is on the val split; the reported numbers are the test split's,
 which is read once at the end of each run and never used to choose anything.
@@ -21,7 +24,12 @@ import os
 import sys
 from pathlib import Path
 
-from .config import TrainConfig, plain
+from .config import TrainConfig, changed_settings, plain
+
+try:
+    import fcntl
+except ImportError:  # Windows has no flock: there runs are not locked, so give a grid folder one worker at a time
+    fcntl = None
 
 # Each configuration changes only the loss.
 CONFIGURATIONS = {
@@ -35,6 +43,20 @@ CONFIGURATIONS = {
     "hfd_only": dict(method="collab", use_region=False, use_pixel=False),
 }
 METHODS_ONLY = ["independent", "dml", "kdcl", "collab"]
+
+# Settings the grid chooses for each run itself, with the option that chooses them. An override of one would be
+# overwritten (the loss switches: overwritten for some configurations only), so run_grid and --set refuse them.
+_RETRAIN = ("the grid resumes unfinished runs and skips finished ones; to train a run again, delete its folder "
+            "or choose another --out")
+GRID_FIELDS = {
+    **{key: "the configurations choose the loss: use --configurations"
+       for values in CONFIGURATIONS.values() for key in values},
+    "seed": "use --seeds",
+    "run_dir": "each run goes to <--out>/<configuration>/seed<k>: use --out",
+    "resume": _RETRAIN,
+    "overwrite": _RETRAIN,
+    "recipe": "it records the recipe: use --recipe",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +109,9 @@ def run_grid(recipe="cpu", out_dir=None, configurations=None, seeds=None, overri
     """Train every (configuration, seed) of a recipe that is not finished yet.
 
     Returns the list of run directories (out_dir/<configuration>/seed<k>), finished or skipped.
+    Raises SetupError, before anything trains, when a finished run there was trained with other settings.
     """
+    check_overrides(overrides or {})
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; valid: {', '.join(RECIPES)}")
     plan = RECIPES[recipe]
@@ -99,55 +123,108 @@ def run_grid(recipe="cpu", out_dir=None, configurations=None, seeds=None, overri
     out = Path(out_dir or f"results/{recipe}")
     from .train import train  # imported here so that summarising needs no training stack
 
-    run_dirs = []
+    planned = []
     for seed in seeds:  # seed-major: an interrupted grid still has complete method comparisons for the first seeds
         for name in configurations:
             run_dir = out / name / f"seed{seed}"
-            run_dirs.append(run_dir)
-            if (run_dir / "metrics.json").exists():
-                print(f"[grid] skip {run_dir} (finished)")
-                continue
             values = {**plan.base, **(overrides or {}), **CONFIGURATIONS[name], "seed": seed,
                       "run_dir": str(run_dir), "resume": True, "recipe": recipe}  # recipe: provenance only
-            config = TrainConfig.from_dict(values)
-            if dry_run:
-                print(f"[grid] would run {run_dir}")
-                continue
-            if not _claim(run_dir):
-                print(f"[grid] skip {run_dir} (being trained by another live process)")
+            planned.append((run_dir, TrainConfig.from_dict(values)))
+    for run_dir, config in planned:  # all of them first: a grid that cannot be completed as asked trains nothing
+        if _finished(run_dir):
+            check_finished_run(run_dir, config)
+
+    for run_dir, config in planned:
+        if _finished(run_dir):
+            print(f"[grid] skip {run_dir} (finished)")
+            continue
+        if dry_run:
+            print(f"[grid] would run {run_dir}")
+            continue
+        lock = _claim(run_dir)
+        if lock is None:
+            print(f"[grid] skip {run_dir} (being trained by another live process)")
+            continue
+        try:
+            if _finished(run_dir):  # another worker finished it since the first look: its settings are checked again
+                check_finished_run(run_dir, config)
+                print(f"[grid] skip {run_dir} (finished)")
                 continue
             print(f"[grid] run  {run_dir}")
-            try:
-                train(config)
-            finally:
-                (run_dir / "grid.lock").unlink(missing_ok=True)
-    return run_dirs
+            train(config)
+        finally:
+            _release(run_dir, lock)
+    return [run_dir for run_dir, _ in planned]
 
 
-def _claim(run_dir: Path) -> bool:
-    """Take run_dir/grid.lock for this process, so that several grid workers can share one grid.
+def check_overrides(overrides: dict) -> None:
+    """ValueError naming each override of a setting the grid chooses per run (GRID_FIELDS) and the option to use."""
+    refused = [key for key in overrides if key in GRID_FIELDS]
+    if refused:
+        raise ValueError("; ".join(f"{key} is set by the grid for each run, so an override would be ignored: "
+                                   f"{GRID_FIELDS[key]}" for key in refused))
 
-    A lock left by a process that no longer runs (killed, machine restarted) is taken over.
+
+def _finished(run_dir: Path) -> bool:
+    return (run_dir / "metrics.json").exists()
+
+
+def check_finished_run(run_dir: Path, config: TrainConfig) -> None:
+    """SetupError naming each changed field when the finished run in run_dir was trained with other settings than
+    `config`: skipping it would report its numbers as those of the planned settings (e.g. 400 steps for 800)."""
+    from .train import SetupError
+
+    saved_path = run_dir / "config.json"
+    if not saved_path.exists():
+        return  # nothing to compare: the trainer writes config.json as a run starts, so only hand-made folders lack it
+    changed = changed_settings(_read_json(saved_path).get("config", {}), config)
+    if changed:
+        detail = ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changed.items())
+        raise SetupError(f"{run_dir} holds a finished run (metrics.json) trained with different settings ({detail}); "
+                         f"use its settings (--recipe, --set), or another --out for the new ones")
+
+
+def _claim(run_dir: Path):
+    """run_dir/grid.lock opened and locked for this process (hold it while the run trains, then `_release` it),
+    or None when another live process holds it: so that several grid workers can share one grid.
+
+    The lock is flock's, on the open file: the OS drops it when its process ends (killed, machine restarted),
+    so a grid.lock left behind, empty or naming a dead pid, blocks nobody, and the test-and-take is one
+    atomic call, so two workers cannot both take a lock. The pid written into it is for people; nothing reads it.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    lock = run_dir / "grid.lock"
-    for _ in range(2):
+    path = run_dir / "grid.lock"
+    while True:
+        lock = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT), "r+")
+        if fcntl is None:
+            break
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-                os.kill(pid, 0)
-                return pid == os.getpid()
-            except (ValueError, ProcessLookupError, FileNotFoundError):
-                lock.unlink(missing_ok=True)  # stale: its process is gone
-                continue
-            except PermissionError:
-                return False  # alive, another user's
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        return True
-    return False
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            return None
+        try:
+            if os.path.samestat(os.fstat(lock.fileno()), os.stat(path)):
+                break
+        except FileNotFoundError:
+            pass
+        # _release removed this file while we waited for it: a lock on a file no longer at the path guards
+        # nothing (a third worker may hold the new one), so open the path again.
+        lock.close()
+    lock.truncate(0)
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
+def _release(run_dir: Path, lock) -> None:
+    """Remove run_dir/grid.lock, then unlock it. Removed while still held, so that no one can lock this file
+    and believe it holds the run (see _claim); a finished grid leaves no lock files in its results."""
+    if fcntl is not None:
+        (run_dir / "grid.lock").unlink(missing_ok=True)
+    lock.close()
+    if fcntl is None:  # Windows cannot remove an open file
+        (run_dir / "grid.lock").unlink(missing_ok=True)
 
 
 def _read_json(path):
@@ -259,10 +336,17 @@ def main(argv=None):
             parser.error(f"--set takes FIELD=VALUE, got {item!r}")
         overrides[key] = value  # text: TrainConfig converts and checks it (booleans, numbers, sizes, none)
     try:  # a bad --set fails here, naming the field and value, before any run starts
+        check_overrides(overrides)
         TrainConfig.from_dict({**RECIPES[args.recipe].base, **overrides})
     except ValueError as error:
         parser.error(f"--set: {error}")
     out = Path(args.out or f"results/{args.recipe}")
+    if (args.describe or args.summary_only) and not any(out.rglob("metrics.json")):
+        # Reading modes: an empty answer would look like a summary of nothing rather than a wrong folder.
+        where = "" if out.is_dir() else " (the folder does not exist)"
+        print(f"error: no finished run (metrics.json) was found under {out}{where}; --out names a folder of run "
+              f"directories (default results/<recipe>)", file=sys.stderr)
+        sys.exit(2)
     if args.describe:
         print(describe_runs(out, args.recipe))
         return
@@ -278,6 +362,9 @@ def main(argv=None):
         except TrainingInterrupted as stop:  # the run's checkpoint is written; the same command resumes the grid
             print(f"{stop}; the same command continues the grid", file=sys.stderr)
             sys.exit(128 + stop.signum)
+        except FloatingPointError as error:  # a NaN/inf loss: the message names the run's step, term and checkpoint
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(1)
     summary = summarize(collect_results(out))
     if not summary.empty:
         print(markdown_table(summary))

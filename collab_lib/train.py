@@ -69,7 +69,7 @@ from torch.utils.data import DataLoader, Subset
 from . import distributed
 from .checkpoint import (get_rng_state, load_checkpoint, read_history, save_checkpoint, set_rng_state, snapshot_path,
                          write_json)
-from .config import RUNTIME_FIELDS, TrainConfig, parse_args, plain
+from .config import TrainConfig, changed_settings, parse_args
 from .data import DatasetError, build_dataset
 from .metrics import ConfusionMatrix
 from .models import check_input_size, count_parameters
@@ -414,8 +414,7 @@ def prepare_run_dir(config: TrainConfig) -> tuple[Path, dict | None]:
     last_path = run_dir / "last.pt"
     if last_path.exists() and config.resume:
         checkpoint = read_last_checkpoint(last_path)
-        changed = {k: (v, getattr(config, k)) for k, v in checkpoint["config"].items()
-                   if k not in RUNTIME_FIELDS and hasattr(config, k) and plain(getattr(config, k)) != plain(v)}
+        changed = changed_settings(checkpoint["config"], config)
         if changed:
             detail = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
             raise SetupError(f"resume: {last_path} was trained with different settings ({detail}); "

@@ -306,3 +306,57 @@ def test_round15_confirms_in_the_cell_the_scan_picked():
     assert ledger.overfit_pick(cells) == ledger.ROUND15_CELL
     assert ledger.overfit_scan_table(cells) in (ROOT / "research/overfitting.md").read_text(), \
         "research/overfitting.md: regenerate round 14's table (ledger.overfit_scan_table(ledger.overfit_scan()))"
+
+
+def test_round14_scan_table_is_quoted_in_the_evidence_too():
+    """docs/evidence.md carries its own copy of round 14's scan table (research/overfitting.md's is checked above):
+    regenerated from results/sweeps/overfit-scan, it must be one of the evidence's tables, whole."""
+    table = ledger.overfit_scan_table(ledger.overfit_scan())
+    assert table in ledger.tables_in((ROOT / ledger.EVIDENCE).read_text()), \
+        "docs/evidence.md: regenerate round 14's table (ledger.overfit_scan_table(ledger.overfit_scan()))"
+
+
+def _readme_evidence_cells() -> list:
+    """The cells after the first of each row of README.md's "Evidence" table, regenerated from the committed runs:
+    the 400-step rows from the CPU grid (results/cpu, paired by seed: the difference of the 3-seed means, as the
+    grid's table prints it), the 1200-step rows from the fresh-seed rounds (test split, mean ± standard error)."""
+    import statistics
+
+    from collab_lib.analysis import paired_gains
+
+    runs_root = ledger.REPO_ROOT
+    grid = {name: f"results/cpu/{name}" for name in ("independent", "collab", "dml", "kdcl")}
+
+    def grid_gain(name, student):
+        gains = paired_gains(grid, name, student, root=runs_root)
+        return len(gains), f"{statistics.mean(gains.values()):+.1f}"
+
+    def fresh(study, name, student):
+        r = ledger.replication_verdict(ledger.STUDIES[study], name, student, -1, root=runs_root)["test"]
+        return r, f"{r['mean']:+.1f} ± {r['se']:.1f}"
+
+    collab, dml, kdcl = (grid_gain(n, s) for n, s in (("collab", "cnn"), ("dml", "cnn"), ("kdcl", "cnn")))
+    rows = [[str(collab[0]), collab[1], grid_gain("collab", "vit")[1]],
+            [str(dml[0]) if dml[0] == kdcl[0] else f"{dml[0]} / {kdcl[0]}", f"{dml[1]} / {kdcl[1]}",
+             f"{grid_gain('dml', 'vit')[1]} / {grid_gain('kdcl', 'vit')[1]}"]]
+    (c_cnn, c_cnn_text), (_, c_vit_text) = fresh("ROUND6_STUDY", "collab", "cnn"), fresh("ROUND6_STUDY", "collab", "vit")
+    rows.append([str(c_cnn["seeds"]), f"{c_cnn_text} ({c_cnn['agreeing']} of {c_cnn['seeds']} below)", c_vit_text])
+    (d_cnn, d_cnn_text), (k_cnn, k_cnn_text) = fresh("ROUND7_STUDY", "dml", "cnn"), fresh("ROUND12_STUDY", "kdcl", "cnn")
+    below = ("every seed below" if d_cnn["agreeing"] == d_cnn["seeds"] and k_cnn["agreeing"] == k_cnn["seeds"]
+             else f"{d_cnn['agreeing']} of {d_cnn['seeds']} / {k_cnn['agreeing']} of {k_cnn['seeds']} below")
+    rows.append([f"{d_cnn['seeds']} / {k_cnn['seeds']}", f"{d_cnn_text} / {k_cnn_text} ({below})",
+                 f"{fresh('ROUND7_STUDY', 'dml', 'vit')[1]} / {fresh('ROUND12_STUDY', 'kdcl', 'vit')[1]}"])
+    (p_cnn, p_cnn_text), (_, p_vit_text) = (fresh("ROUND6_STUDY", "collab_no_pixel", s) for s in ("cnn", "vit"))
+    rows.append([str(p_cnn["seeds"]), p_cnn_text, p_vit_text])
+    return rows
+
+
+def test_readme_evidence_table_is_the_committed_runs():
+    """README.md's "Evidence" table, row by row (its first column, the comparison's name, is free text): the
+    CPU grid's collab and DML / KDCL gains, then collab (round 6), DML / KDCL (rounds 7 and 12) and collab
+    without the pixel-wise term (round 6) on fresh seeds. One changed number makes its row differ."""
+    header = "| comparison | seeds | CNN | ViT |"
+    tables = [t for t in ledger.tables_in((ROOT / "README.md").read_text()) if t.startswith(header)]
+    assert len(tables) == 1, "README.md: no (or more than one) Evidence table headed " + header
+    quoted = [[cell.strip() for cell in row.strip("|").split(" | ")[1:]] for row in tables[0].splitlines()[2:]]
+    assert quoted == _readme_evidence_cells(), "README.md: the Evidence table differs from the committed runs"
