@@ -33,9 +33,10 @@ train: $(STAMP)
 
 # The whole suite: library and ledger tests, the course notebooks through nbval in their smoke
 # mode (COURSE_SMOKE=1: tiny runs, as CI), the papermill and command-line tests, and the browser
-# tests when Chromium is there. About 10 minutes on 2 CPU cores (README).
+# tests when Chromium is there. About 11-14 minutes on 2 CPU cores (README); the 15 slowest tests are
+# listed at the end, for whoever keeps the suite fast.
 test: $(STAMP)
-	COURSE_SMOKE=$${COURSE_SMOKE:-1} $(PY) -m pytest tests research notebooks --nbval-lax --nbval-current-env -p no:cacheprovider $(PYTEST_ARGS)
+	COURSE_SMOKE=$${COURSE_SMOKE:-1} $(PY) -m pytest tests research notebooks --nbval-lax --nbval-current-env -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
 
 # The course notebooks at full size, as a learner runs them (they train the make-train recipe
 # unless runs/make-train holds it): about 15-20 minutes on 2 CPU cores.
