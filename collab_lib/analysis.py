@@ -231,7 +231,7 @@ def _where(folders, root) -> str:
     return ", ".join(str(Path(root, f)) for f in _as_folders(folders))
 
 
-def _seed_metrics(folders, split: str, root) -> dict:
+def seed_metrics(folders, split: str, root) -> dict:
     """{seed: metrics.json[split]} over seed<N>/ under one folder or a tuple of folders pooled (a seed in one only)."""
     results = {}
     for folder in _as_folders(folders):
@@ -260,7 +260,7 @@ def paired_gain_table(runs: dict, baseline: str | tuple = "independent", split: 
     names = (baseline,) if isinstance(baseline, str) else tuple(baseline)
     draws = []
     for name in names:
-        draws.append(_seed_metrics(runs[name], split, root))
+        draws.append(seed_metrics(runs[name], split, root))
         if not draws[-1]:
             raise ValueError(f"baseline {name!r}: no seed*/metrics.json under {_where(runs[name], root)}")
     seeds = sorted(draws[0])
@@ -275,7 +275,7 @@ def paired_gain_table(runs: dict, baseline: str | tuple = "independent", split: 
             f"CNN IoU: {' / '.join(classes)} |").replace("independent", label)
     lines = [head, "|---|---|---|---|---|---|---|"]
     for name, folder in runs.items():
-        results = draws[names.index(name)] if name in names else _seed_metrics(folder, split, root)
+        results = draws[names.index(name)] if name in names else seed_metrics(folder, split, root)
         if not results:
             continue
         missing = sorted(set(results) - set(base))
@@ -300,21 +300,25 @@ def paired_gain_table(runs: dict, baseline: str | tuple = "independent", split: 
     return "\n".join(lines)
 
 
-def paired_gains(runs: dict, name: str, student: str, baseline: str = "independent", split: str = "test",
+def paired_gains(runs: dict, name: str, student: str, baseline: str | tuple = "independent", split: str = "test",
                  root=".") -> dict:
     """{seed: student's mIoU x100 under `name` minus under `baseline`, same seed} (runs as in paired_gain_table).
 
-    student: "cnn" or "vit". A seed of `name` that the baseline lacks is an error.
+    student: "cnn" or "vit"; baseline: a name, or a tuple of names whose runs of a seed are averaged (as in
+    paired_gain_table). A seed of `name` that a baseline lacks is an error.
     """
     if student not in ("cnn", "vit"):
         raise ValueError(f"student must be 'cnn' or 'vit', got {student!r}")
-    results, base = _seed_metrics(runs[name], split, root), _seed_metrics(runs[baseline], split, root)
+    names = (baseline,) if isinstance(baseline, str) else tuple(baseline)
+    results, draws = seed_metrics(runs[name], split, root), [seed_metrics(runs[b], split, root) for b in names]
     if not results:
         raise ValueError(f"{name!r}: no seed*/metrics.json under {_where(runs[name], root)}")
-    missing = sorted(set(results) - set(base))
+    missing = sorted(seed for seed in results if any(seed not in d for d in draws))
     if missing:
-        raise ValueError(f"{name}: seeds {missing} have no {baseline!r} run to pair with (under {_where(runs[baseline], root)})")
-    return {seed: 100 * (results[seed][student]["miou"] - base[seed][student]["miou"]) for seed in results}
+        raise ValueError(f"{name}: seeds {missing} have no {baseline!r} run to pair with "
+                         f"(under {', '.join(_where(runs[b], root) for b in names)})")
+    return {seed: 100 * (results[seed][student]["miou"] - statistics.mean(d[seed][student]["miou"] for d in draws))
+            for seed in results}
 
 
 def generalisation_gaps(folders, student: str, root=".") -> dict:
@@ -326,11 +330,11 @@ def generalisation_gaps(folders, student: str, root=".") -> dict:
     if student not in ("cnn", "vit"):
         raise ValueError(f"student must be 'cnn' or 'vit', got {student!r}")
     try:
-        train = _seed_metrics(folders, "final_train", root)
+        train = seed_metrics(folders, "final_train", root)
     except KeyError:
         raise ValueError(f"a run under {_where(folders, root)} has no final_train in its metrics.json: it was made "
                          "before the trainer evaluated the training split (train_eval_samples)") from None
-    val = _seed_metrics(folders, "final_val", root)
+    val = seed_metrics(folders, "final_val", root)
     return {seed: 100 * (train[seed][student]["miou"] - val[seed][student]["miou"]) for seed in train}
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from collab_lib.analysis import load_trained_students, paired_gain_table, paired_gains
+from collab_lib.analysis import load_trained_students, paired_gain_table, paired_gains, seed_metrics
 from collab_lib.losses import PixelBSDLoss
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -523,3 +523,38 @@ if __name__ == "__main__":  # python -m research.ledger pick: round 15's cell, o
             sys.exit(1)
     else:
         sys.exit("usage: python -m research.ledger pick")
+
+
+# ---- the numbers the write-ups quote in prose (research/tests/test_quotes.py) -------------------------------
+def paired_gain_summary(runs: dict, name: str, student: str, baseline: str | tuple = "independent",
+                        split: str = "test", root=REPO_ROOT) -> dict:
+    """The numbers behind one cell of `paired_gain_table(runs, baseline, split)`: analysis.paired_gains (a
+    tuple baseline: a seed's baseline is the mean of their runs of that seed) and their summary.
+
+    Returns {"gains": {seed: gain}, "mean", "se" (sample std / sqrt(n); NaN on one seed), "sd" (sample std
+    over seeds; NaN on one seed), "seeds", "positive", "negative" (seeds with a gain above / below 0)}.
+    """
+    gains = dict(sorted(paired_gains(runs, name, student, baseline, split, root).items()))
+    values = list(gains.values())
+    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+    return {"gains": gains, "mean": statistics.mean(values), "se": sd / math.sqrt(len(values)), "sd": sd,
+            "seeds": len(values), "positive": sum(g > 0 for g in values), "negative": sum(g < 0 for g in values)}
+
+
+def class_gains(runs: dict, name: str, student: str, baseline: str = "independent", split: str = "test",
+                root=REPO_ROOT) -> dict:
+    """{class: `student`'s IoU x100 on the class under `name` minus under `baseline`, paired by seed, mean over
+    the seeds} (runs as in paired_gain_table; a seed where either run has no IoU for the class, None, is left
+    out of that class's mean; a class with no such pair is NaN). With the same seeds on both sides this is
+    also the difference of the per-class means that results/*/SUMMARY.md prints."""
+    results, base = seed_metrics(runs[name], split, root), seed_metrics(runs[baseline], split, root)
+    missing = sorted(set(results) - set(base))
+    if not results or missing:
+        raise ValueError(f"{name}: no runs, or seeds {missing} without a {baseline!r} run to pair with")
+    classes = next(iter(results.values()))[student]["iou"]
+    out = {}
+    for c in classes:
+        pairs = [(r[student]["iou"].get(c), base[seed][student]["iou"].get(c)) for seed, r in results.items()]
+        pairs = [100 * (a - b) for a, b in pairs if a is not None and b is not None]
+        out[c] = statistics.mean(pairs) if pairs else float("nan")
+    return out

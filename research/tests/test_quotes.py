@@ -1,0 +1,565 @@
+"""The numbers the write-ups quote in prose about the committed runs, each recomputed from results/.
+
+test_ledger.py pins whole tables. Prose cannot be regenerated, so here each quote is a short fragment of
+the document's sentence with every number in it filled in from the runs' metrics.json (points x100,
+rounded to 0.1 and signed where the text signs them), and the fragment must occur in the document.
+A changed number in a document, or a run that no longer says what it quotes, makes its fragment absent,
+and the test lists every such fragment: the file (and notebook cell), the fragment the runs give, the
+recomputed values and the document's nearest text. Whitespace is collapsed before comparing (line breaks
+in Markdown prose are free); notebook markdown is matched by cell id. Class names quoted as a set
+("the ViT leads on road, sidewalk and vegetation") are looked up as written and compared as sets.
+
+The quotes are built once per test (`_grid_class_quotes(quotes)`, ...) and checked against the documents
+by `Quotes.missing()`, so the same lists can be checked against altered copies of the documents.
+
+Not pinned, for want of committed data: the teaching shares of the collab runs ("on car pixels the CNN
+teaches 75 % of the region area and 57 % of the pixels, the ViT 25 % / 8 %" in docs/evidence.md, "about
+three quarters of the region area" in notebook 01 cell-00, "the CNN teaches most of the car regions and the
+ViT a good share of road and sidewalk" in notebook 03 cell-20) need the runs' checkpoints, not committed.
+"""
+import json
+import re
+import statistics
+
+from research import ledger
+
+ROOT = ledger.REPO_ROOT
+EVIDENCE, SWEEPS = ledger.EVIDENCE, ledger.SWEEPS
+NB01 = "notebooks/01_data_and_students.ipynb"
+
+CPU = "results/cpu"
+GRID = {name: f"{CPU}/{name}" for name in ("independent", "dml", "kdcl", "collab", "collab_no_hfd")}
+LONG = ledger.LONG_STUDY
+PLACEBO = "independent, channels_last=True (placebo)"
+TWO_DRAWS = ("independent", PLACEBO)  # the baseline "the mean of its two draws"
+WORDS = dict(enumerate("zero one two three four five six seven eight nine ten".split()))
+
+
+# ---- formatting as the write-ups round ---------------------------------------------------------------------
+def sg(x: float) -> str:
+    """A signed number of points, 0.1 (as paired_gain_table prints a gain)."""
+    return f"{x:+.1f}"
+
+
+def pt(x: float) -> str:
+    """An unsigned number of points, 0.1."""
+    return f"{x:.1f}"
+
+
+def ms(s: dict) -> str:
+    """A paired gain's mean ± standard error."""
+    return f"{sg(s['mean'])} ± {pt(s['se'])}"
+
+
+def seeds_of(s: dict) -> str:
+    """The per-seed gains, in seed order."""
+    return ", ".join(sg(g) for g in s["gains"].values())
+
+
+def same(*texts: str) -> str:
+    """One number quoted for several measurements ("+0.2 on both"): the text when they agree, else all of them
+    (which the document cannot contain, so the quote fails naming them)."""
+    return texts[0] if len(set(texts)) == 1 else " / ".join(texts) + " (differ)"
+
+
+def listed(names) -> str:
+    """"a", "a and b", "a, b and c"."""
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def gain(name, student, baseline="independent", split="test", runs=LONG) -> dict:
+    return ledger.paired_gain_summary(runs, name, student, baseline, split, root=ROOT)
+
+
+# ---- looking the quotes up ---------------------------------------------------------------------------------
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _nearest(text: str, fragment: str) -> str:
+    """The document's words where the fragment's longest present beginning or ending is, as many as the fragment's."""
+    words = fragment.split()
+    for k in range(len(words), 0, -1):
+        at = text.find(" ".join(words[:k]))
+        if at >= 0:
+            return " ".join(text[at:].split()[:len(words)])
+        at = text.find(" ".join(words[-k:]))
+        if at >= 0:
+            end = at + len(" ".join(words[-k:]))
+            return " ".join(text[:end].split()[-len(words):])
+    return "(nothing alike)"
+
+
+class Quotes:
+    """The fragments the committed runs give for a document's quotes, and the claims that need no document.
+
+    expect(document, template, cell=None, **values): `template` filled with `values` (already formatted
+    strings) must occur in the document (a notebook's markdown cell `cell`); the values are named in the
+    failure. names(...): a fragment naming classes, looked up as written, whose names must be the set the
+    runs give. missing(root): every failure, each naming its file; root: where the documents are read.
+    """
+
+    def __init__(self):
+        self.expected, self.claims = [], []
+
+    def expect(self, document, template, cell=None, **values):
+        self.expected.append((document, cell, _flat(template.format(**values)),
+                              "; ".join(f"{k} = {v}" for k, v in values.items()) or "-"))
+
+    def names(self, document, fragment, quoted, recomputed, what, cell=None):
+        self.expect(document, fragment, cell)
+        if set(quoted) != set(recomputed):
+            self.claims.append(f"{_where(document, cell)}: «{fragment}» names {sorted(quoted)} as {what}; "
+                               f"the runs give {sorted(recomputed)}")
+
+    def missing(self, root=ROOT) -> list:
+        texts, out = {}, list(self.claims)
+        for document, cell, fragment, values in self.expected:
+            if (document, cell) not in texts:
+                texts[document, cell] = document_text(root, document, cell)
+            text = texts[document, cell]
+            if fragment not in text:
+                out.append(f"{_where(document, cell)}: the runs give «{fragment}» (recomputed: {values}); "
+                           f"the document's nearest text: «{_nearest(text, fragment)}»")
+        return out
+
+    def check(self):
+        missing = self.missing()
+        assert not missing, "quotes that differ from the committed runs:\n" + "\n".join(missing)
+
+
+def _where(document, cell) -> str:
+    return document + (f", cell {cell}" if cell else "")
+
+
+def document_text(root, document, cell=None) -> str:
+    """A document's text, or a notebook's markdown cell (by id), whitespace collapsed."""
+    path = root / document
+    if cell is None:
+        return _flat(path.read_text())
+    cells = [c for c in json.loads(path.read_text())["cells"] if c.get("id") == cell]
+    assert len(cells) == 1 and cells[0]["cell_type"] == "markdown", f"{document}: no markdown cell with id {cell!r}"
+    return _flat("".join(cells[0]["source"]))
+
+
+# ---- the CPU grid (results/cpu: 400 steps, 3 seeds, test split) --------------------------------------------
+def _complementarity(folder=CPU):
+    from collab_lib.analysis import complementarity_table
+    from collab_lib.experiments import collect_results
+
+    return complementarity_table(collect_results(ROOT / folder))
+
+
+def _leads(table, student) -> list:
+    return [c for c in table.index if table.lead[c] == student]
+
+
+def _grid_recipe(folder=CPU) -> dict:
+    """What every run of the grid trained (image size, training scenes, steps) and its seeds per configuration,
+    as the write-ups print them; a field on which the runs differ is given as all its values (quoted nowhere)."""
+    runs = {path: json.loads(path.read_text())["config"] for path in sorted((ROOT / folder).glob("*/seed*/config.json"))}
+    configs, seeds = list(runs.values()), {}
+    for path, c in runs.items():
+        seeds.setdefault(path.parent.parent.name, set()).add(c["seed"])
+    values = {"size": {"x".join(map(str, c["image_size"])) for c in configs},
+              "scenes": {str(c["train_samples"]) for c in configs}, "steps": {str(c["steps"]) for c in configs},
+              "seeds": {str(len(v)) for v in seeds.values()}}
+    return {k: same(*sorted(v)) for k, v in values.items()}
+
+
+def _grid_class_quotes(q: Quotes):
+    """Per-class gains of collab (and DML, KDCL) over independent, paired by seed, test IoU points."""
+    table = _complementarity()
+    vit_leads, cnn_leads, ties = _leads(table, "vit"), _leads(table, "cnn"), _leads(table, "-")
+    cnn, vit = (ledger.class_gains(GRID, "collab", s, root=ROOT) for s in ("cnn", "vit"))
+    # the classes each student leads, ordered by what the other student gains on them, as the write-ups list them
+    by_cnn_gain = sorted(vit_leads, key=lambda c: -cnn[c])
+    by_vit_gain = sorted(cnn_leads, key=lambda c: -vit[c])
+    cnn_on_vit = ", ".join(f"{c} {sg(cnn[c])}" for c in by_cnn_gain)
+    vit_on_cnn = ", ".join(f"{c} {sg(vit[c])}" for c in by_vit_gain)
+    # only classes on which the learner gains may be named as "the classes it gains on"
+    gained_cnn = ", ".join(c for c in by_cnn_gain if cnn[c] > 0)
+    gained_vit = ", ".join(c for c in by_vit_gain if vit[c] > 0)
+    recipe = _grid_recipe()
+    q.expect(EVIDENCE, "**Per class, the knowledge moves the way the method intends** ({steps} steps): the CNN gains "
+                       "on the classes the ViT leads ({a}) and the ViT on those the CNN leads ({b});",
+             steps=recipe["steps"], a=gained_cnn, b=gained_vit)
+    q.expect(EVIDENCE, "the CNN gains on the classes the ViT leads ({a}) and the ViT on those the CNN leads ({b});",
+             a=cnn_on_vit, b=vit_on_cnn)
+    # on the ties, the class each student gains most on
+    best_cnn, best_vit = max(ties, key=cnn.get), max(ties, key=vit.get)
+    q.expect(EVIDENCE, "on {c1} and {c2}, ties between the independent students, the CNN gains {g1} on {c1} and the "
+                       "ViT {g2} on {c2}.",
+             c1=best_cnn, c2=best_vit, g1=pt(cnn[best_cnn]), g2=pt(vit[best_vit]))
+    # the CNN's largest lead (car): DML and KDCL lift the ViT there and cost the CNN
+    top = max(cnn_leads, key=lambda c: table.gap[c])
+    dml_cnn, dml_vit, kdcl_cnn, kdcl_vit = (ledger.class_gains(GRID, m, s, root=ROOT)[top]
+                                            for m in ("dml", "kdcl") for s in ("cnn", "vit"))
+    q.expect(EVIDENCE, "DML and KDCL also lift the ViT's {top} ({v}) but cost the CNN {d} / {k} points of {top}; "
+                       "collab costs it {c}.",
+             top=top, v=same(sg(dml_vit), sg(kdcl_vit)), d=pt(-dml_cnn), k=pt(-kdcl_cnn), c=pt(-cnn[top]))
+    # where collab loses most (fence), and that class's spread: the independent students' larger seed std
+    worst = min(cnn, key=cnn.get)
+    spread = 100 * max(table.cnn_std[worst], table.vit_std[worst])
+    q.expect(EVIDENCE, "({w} {c} / {v}, a rare class with a spread of {s} points)",
+             w=worst, c=sg(cnn[worst]), v=sg(vit[worst]), s=f"{spread:.0f}")
+    q.expect(EVIDENCE, "Single-class gains over {n} seeds are weak evidence", n=recipe["seeds"])
+    # the classes neither student learns in any configuration of the grid (mean test IoU 0.0)
+    from collab_lib.analysis import per_class_table
+    from collab_lib.experiments import collect_results
+
+    df = collect_results(ROOT / CPU)
+    per_class = per_class_table(df, configurations=sorted(set(df.configuration)))
+    zero = [c for c in per_class.index if all(pt(100 * v) == "0.0" for v in per_class.loc[c])]
+    q.expect(EVIDENCE, "{zero} stay at 0 IoU for both students at this budget ({size} pixels, {steps} steps)",
+             zero=listed(zero), size=recipe["size"], steps=recipe["steps"])
+    # notebook 01 names the ViT's largest gain only
+    q.expect(NB01, "the CNN gains on the classes the ViT is better at ({a} IoU) and the ViT on the CNN's ({top} {v});",
+             cell="cell-00", a=cnn_on_vit, top=by_vit_gain[0], v=sg(vit[by_vit_gain[0]]))
+
+
+def _complementarity_quotes(q: Quotes):
+    """complementarity_table of the CPU grid's independent runs: who leads per class, by how much."""
+    table = _complementarity()
+    vit_leads, cnn_leads = _leads(table, "vit"), _leads(table, "cnn")
+    n = len(ledger.seed_metrics(GRID["independent"], "test", ROOT))
+    recipe = _grid_recipe()
+    q.expect(EVIDENCE, "Measured on the CPU grid's independent runs ({size}, {scenes} training scenes, {steps} steps, "
+                       "from scratch; test split, mean ± std over {n} seeds", n=n, **recipe)
+    # the ViT's leads in the class order, the CNN's by size (as docs/evidence.md lists them); gaps signed as leads
+    vit_text = listed(f"{c} ({sg(-100 * table.gap[c])})" for c in vit_leads)
+    cnn_text = listed(f"{c} ({sg(100 * table.gap[c])})" for c in sorted(cnn_leads, key=lambda c: -table.gap[c]))
+    q.expect(EVIDENCE, "({n} seeds, a lead only beyond both spreads): the ViT leads on {v}, the context classes "
+                       "the generator was built around; the CNN on {c}.", n=n, v=vit_text, c=cnn_text)
+    # docs/evidence.md's own complementarity table (its header is free text), its rows as a whole: mean ± std,
+    # a class that no run of either student learns as a bare 0.0
+    rows = []
+    for name, row in table.iterrows():
+        learned = pt(100 * row.cnn_mean) != "0.0" or pt(100 * row.vit_mean) != "0.0"
+        cell = lambda m, s: pt(100 * m) + (f" ± {pt(100 * s)}" if learned else "")  # noqa: E731
+        lead = {"cnn": "CNN", "vit": "ViT"}.get(row.lead, "-")
+        rows.append(f"| {name} | {cell(row.cnn_mean, row.cnn_std)} | {cell(row.vit_mean, row.vit_std)} | {lead} |")
+    q.expect(EVIDENCE, "{rows}", rows=" ".join(rows))
+    # the same leads named in prose
+    q.names(EVIDENCE, "the ViT leads on the classes that share one appearance and differ by layout "
+                      "(road and sidewalk, vegetation)", ["road", "sidewalk", "vegetation"], vit_leads,
+            "the classes the ViT leads")
+    q.names(EVIDENCE, "the CNN's lead is on cars and sky instead", ["car", "sky"], cnn_leads, "the classes the CNN leads")
+    q.names(NB01, "with the full recipe the ViT leads on road, sidewalk and vegetation", ["road", "sidewalk", "vegetation"],
+            vit_leads, "the classes the ViT leads", cell="cell-22")
+    q.names(NB01, "the CNN on car and sky)", ["car", "sky"], cnn_leads, "the classes the CNN leads", cell="cell-22")
+    # the first grid (recipe cpu-v1): the ViT led on no class
+    v1 = _leads(_complementarity("results/cpu-v1"), "vit")
+    q.names(EVIDENCE, "In `results/cpu-v1` (usual learning rates, undertrained students) the ViT led on nothing",
+            [], v1, "the classes the ViT leads in results/cpu-v1")
+    q.names(EVIDENCE, "(recipe `cpu-v1`) the ViT led on no class at all", [], v1, "the classes the ViT leads in results/cpu-v1")
+
+
+def _grid_miou_quotes(q: Quotes):
+    """The CPU grid's mIoU gains in prose (paired by seed, test): collab, DML and KDCL against independent."""
+    recipe = _grid_recipe()
+    steps, n = recipe["steps"], recipe["seeds"]
+    g = {(m, s): gain(m, s, runs=GRID) for m in ("collab", "dml", "kdcl", "collab_no_hfd") for s in ("cnn", "vit")}
+    c_cnn, c_vit = sg(g["collab", "cnn"]["mean"]), sg(g["collab", "vit"]["mean"])
+    d_cnn, k_cnn = sg(g["dml", "cnn"]["mean"]), sg(g["kdcl", "cnn"]["mean"])
+    q.expect(EVIDENCE, "({steps} steps, {n} seeds: CNN {c}, ViT {v} points on test)", steps=steps, n=n, c=c_cnn, v=c_vit)
+    q.expect(EVIDENCE, "DML and KDCL pull the CNN (the stronger student here) down: {d} / {k} at {steps} steps;",
+             d=d_cnn, k=k_cnn, steps=steps)
+    q.expect(EVIDENCE, "(CNN {c}, ViT {v} points, inside the seed spread)", c=c_cnn, v=c_vit)
+    vs = {(m, s): gain("collab", s, baseline=m, runs=GRID) for m in ("dml", "kdcl") for s in ("cnn", "vit")}
+    q.expect(EVIDENCE, "It beats DML ({a}) and KDCL ({b}) for the CNN, beyond the spread; for the ViT it is level "
+                       "with DML ({c}) and slightly behind KDCL ({d}, inside the spread). Plain DML and KDCL still "
+                       "drag the stronger CNN down ({e}, {f})",
+             a=sg(vs["dml", "cnn"]["mean"]), b=sg(vs["kdcl", "cnn"]["mean"]), c=sg(vs["dml", "vit"]["mean"]),
+             d=sg(vs["kdcl", "vit"]["mean"]), e=d_cnn, f=k_cnn)
+    # without HFD against collab, paired by seed; the two ViT mIoUs as mean ± std over seeds
+    no_hfd = gain("collab_no_hfd", "vit", baseline="collab", runs=GRID)
+    miou = {m: [100 * r["vit"]["miou"] for r in ledger.seed_metrics(GRID[m], "test", ROOT).values()]
+            for m in ("collab_no_hfd", "collab")}
+    mean_std = {m: f"{pt(statistics.mean(v))} ± {pt(statistics.stdev(v))}" for m, v in miou.items()}
+    q.expect(EVIDENCE, "without HFD the ViT is even {g} higher ({a} vs {b})", g=pt(no_hfd["mean"]),
+             a=mean_std["collab_no_hfd"], b=mean_std["collab"])
+    # notebook 01's "result, up front"
+    q.expect(NB01, "{size} scenes, {scenes} training scenes, {steps} steps, {seeds} seeds, test split", cell="cell-00",
+             **recipe)
+    q.expect(NB01, "CNN {c}, ViT {v} points, inside the spread over seeds", cell="cell-00", c=c_cnn, v=c_vit)
+    q.expect(NB01, "DML takes {d} points and KDCL {k} points of mIoU from the CNN, the stronger of the two; "
+                   "**selective distillation does not** (collab {c})", cell="cell-00",
+             d=pt(-g["dml", "cnn"]["mean"]), k=pt(-g["kdcl", "cnn"]["mean"]), c=c_cnn)
+
+
+# ---- the placebo and the two-draw baseline (1200 steps, seeds 0-6: LONG_STUDY) -----------------------------
+def _all_or_count(s: dict, sign: int, all_text: str) -> str:
+    """`all_text` when every seed's gain has `sign`, else "k of n" (which the document's wording will not match)."""
+    k = s["positive"] if sign > 0 else s["negative"]
+    return all_text if k == s["seeds"] else f"{k} of {s['seeds']}"
+
+
+def _placebo_quotes(q: Quotes):
+    """docs/evidence.md, "Longer training": what the placebo does, and gains against it and against the mean of
+    the two baseline draws (test and val; paired_gain_table(LONG_STUDY, baseline=...))."""
+    val, test = "final_val", "test"
+    # the first bullet under the 1200-step table: collab, DML and KDCL against independent and against the placebo
+    c_val, c_test = gain("collab", "cnn", split=val), gain("collab", "cnn")
+    c_vit = gain("collab", "vit")
+    val_seeds = c_val["gains"].values()
+    q.expect(EVIDENCE, "({m} on test, below independent on {below} seeds, {hi} to {lo} on val; against the placebo "
+                       "{p_t} test, {pv} val) and does not help the ViT ({v}, seeds {vlo} to {vhi}).",
+             m=sg(c_test["mean"]), below=_all_or_count(c_test, -1, f"all {c_test['seeds']}"),
+             hi=sg(max(val_seeds)), lo=sg(min(val_seeds)), p_t=sg(gain("collab", "cnn", PLACEBO)["mean"]),
+             pv=sg(gain("collab", "cnn", PLACEBO, val)["mean"]), v=sg(c_vit["mean"]),
+             vlo=sg(min(c_vit["gains"].values())), vhi=sg(max(c_vit["gains"].values())))
+    d, k = gain("dml", "cnn"), gain("kdcl", "cnn")
+    q.expect(EVIDENCE, "Plain DML and KDCL cost it much more ({d} and {k}, {every}, and {dp} / {kp} against the placebo) "
+                       "while lifting the ViT about as much as the best collab variants ({dv}, {kv}; against the "
+                       "placebo {dvp}, {kvp})",
+             d=sg(d["mean"]), k=sg(k["mean"]),
+             every=same(_all_or_count(d, -1, "every seed"), _all_or_count(k, -1, "every seed")),
+             dp=sg(gain("dml", "cnn", PLACEBO)["mean"]), kp=sg(gain("kdcl", "cnn", PLACEBO)["mean"]),
+             dv=sg(gain("dml", "vit")["mean"]), kv=sg(gain("kdcl", "vit")["mean"]),
+             dvp=sg(gain("dml", "vit", PLACEBO)["mean"]), kvp=sg(gain("kdcl", "vit", PLACEBO)["mean"]))
+
+    # the placebo against independent: its paired "gains"
+    p = {(s, split): gain(PLACEBO, s, split=split) for s in ("cnn", "vit") for split in (val, test)}
+    cnn_val = p["cnn", val]
+    moved = [abs(g) for g in cnn_val["gains"].values() if pt(abs(g)) != "0.0"]  # the seeds it moves by 0.1 or more
+    q.expect(EVIDENCE, "Its paired \"gains\", {n} seeds: CNN {cv} val (below on {below}, {k} of {n} by {lo}-{hi};",
+             n=cnn_val["seeds"], cv=ms(cnn_val), below=_all_or_count(cnn_val, -1, "every seed"), k=len(moved),
+             lo=pt(min(moved)), hi=pt(max(moved)))
+    up_to = {s: max(abs(g) for split in (val, test) for g in p[s, split]["gains"].values()) for s in ("cnn", "vit")}
+    spread = {s: sorted(p[s, split]["sd"] for split in (val, test)) for s in ("cnn", "vit")}
+    q.expect(EVIDENCE, "and {ct} test; ViT {vv} val and {vt} test. One seed's gain moves by up to {uc} (CNN) and {uv} "
+                       "points (ViT), with a per-seed spread of {sc0}-{sc1} (CNN) and {sv0}-{sv1} (ViT).",
+             ct=ms(p["cnn", test]), vv=ms(p["vit", val]), vt=ms(p["vit", test]), uc=pt(up_to["cnn"]),
+             uv=pt(up_to["vit"]), sc0=pt(spread["cnn"][0]), sc1=pt(spread["cnn"][1]), sv0=pt(spread["vit"][0]),
+             sv1=pt(spread["vit"][1]))
+    # the seeds where the independent ViT is low: the placebo's two largest ViT "gains" (val), and hfd_only's there
+    low = sorted(sorted(p["vit", val]["gains"], key=p["vit", val]["gains"].get)[-2:])
+    hfd_val = gain("hfd_only", "vit", split=val)
+    q.expect(EVIDENCE, "the `independent` ViT of seeds {a} and {b} is low (the placebo \"gains\" {pa} / {pb} there on "
+                       "val, as `hfd_only` does {ha} / {hb})",
+             a=low[0], b=low[1], pa=sg(p["vit", val]["gains"][low[0]]), pb=sg(p["vit", val]["gains"][low[1]]),
+             ha=sg(hfd_val["gains"][low[0]]), hb=sg(hfd_val["gains"][low[1]]))
+    # the "In more detail" summary: the ViT "gains" of the placebo (test, val) and its largest one-seed move
+    q.expect(EVIDENCE, "the ViT seemed to gain {lo}-{hi} points; but a placebo,",
+             lo=pt(min(gain(m, "vit", split=s)["mean"] for m in ("hfd_only", "collab_no_pixel") for s in (val, test))),
+             hi=pt(max(gain(m, "vit", split=s)["mean"] for m in ("hfd_only", "collab_no_pixel") for s in (val, test))))
+    vit_means = sorted(p["vit", split]["mean"] for split in (val, test))
+    q.expect(EVIDENCE, "\"gains\" {lo} to {hi} on its own and moves a single seed by up to {up} points.",
+             lo=sg(vit_means[0]), hi=sg(vit_means[1]), up=f"{up_to['vit']:.0f}")
+
+    # against the placebo
+    vs = {(m, s, split): gain(m, s, PLACEBO, split)
+          for m in ("hfd_only", "collab_no_pixel", "collab, w_pixel=0.03", "collab", "dml", "kdcl", "collab, T=2",
+                    "collab, require_learner_wrong") for s in ("cnn", "vit") for split in (val, test)}
+    costs = [vs[m, "cnn", split]["mean"] for m in ("dml", "kdcl", "collab, T=2", "collab, require_learner_wrong")
+             for split in (val, test)]
+    q.expect(EVIDENCE, "the ViT's gains shrink: `hfd_only` {hv} val / {ht} test, `collab_no_pixel` {nv} / {nt} "
+                       "(± {nse}), w_pixel 0.03 {wv} / {wt} (± {wse}); the CNN's costs of DML, KDCL, T = 2 and the "
+                       "learner-wrong variant stay ({hi} to {lo} on both splits), the full objective's shrinks to "
+                       "{cv} val / {ct} test.",
+             hv=ms(vs["hfd_only", "vit", val]), ht=ms(vs["hfd_only", "vit", test]),
+             nv=sg(vs["collab_no_pixel", "vit", val]["mean"]), nt=sg(vs["collab_no_pixel", "vit", test]["mean"]),
+             nse=same(pt(vs["collab_no_pixel", "vit", val]["se"]), pt(vs["collab_no_pixel", "vit", test]["se"])),
+             wv=sg(vs["collab, w_pixel=0.03", "vit", val]["mean"]), wt=sg(vs["collab, w_pixel=0.03", "vit", test]["mean"]),
+             wse=same(pt(vs["collab, w_pixel=0.03", "vit", val]["se"]), pt(vs["collab, w_pixel=0.03", "vit", test]["se"])),
+             hi=sg(max(costs)), lo=sg(min(costs)), cv=sg(vs["collab", "cnn", val]["mean"]),
+             ct=sg(vs["collab", "cnn", test]["mean"]))
+
+    # against the mean of the two draws of the baseline
+    two = {(m, s, split): gain(m, s, TWO_DRAWS, split)
+           for m in ("hfd_only", "collab_no_pixel", "collab", "hfd_only, channels_last=True (placebo)")
+           for s in ("cnn", "vit") for split in (val, test)}
+    hv, ht = two["hfd_only", "vit", val], two["hfd_only", "vit", test]
+    nv, nt = two["collab_no_pixel", "vit", val], two["collab_no_pixel", "vit", test]
+    cv, ct = two["collab", "cnn", val], two["collab", "cnn", test]
+    q.expect(EVIDENCE, "`hfd_only`'s ViT gain is positive on {every}: {hv} val ({hvlo} to {hvhi}), {ht} test "
+                       "({htlo} to {hthi}), CNN {hc} on both; `collab_no_pixel` {nv} / {nt} ({nvk} and {ntk} of {n} "
+                       "seeds), the full objective CNN {c} on both ({cevery}).",
+             every=same(_all_or_count(hv, +1, "every seed"), _all_or_count(ht, +1, "every seed")),
+             hv=ms(hv), hvlo=sg(min(hv["gains"].values())), hvhi=sg(max(hv["gains"].values())),
+             ht=ms(ht), htlo=sg(min(ht["gains"].values())), hthi=sg(max(ht["gains"].values())),
+             hc=same(sg(two["hfd_only", "cnn", val]["mean"]), sg(two["hfd_only", "cnn", test]["mean"])),
+             nv=sg(nv["mean"]), nt=sg(nt["mean"]), nvk=nv["positive"], ntk=nt["positive"],
+             n=same(str(nv["seeds"]), str(nt["seeds"])), c=same(sg(cv["mean"]), sg(ct["mean"])),
+             cevery=same(_all_or_count(cv, -1, "every seed"), _all_or_count(ct, -1, "every seed")))
+    second = {(s, split): two["hfd_only, channels_last=True (placebo)", s, split] for s in ("cnn", "vit")
+              for split in (val, test)}
+    q.expect(EVIDENCE, "(channels-last, seeds {first}-{last}, last row) against the same baseline: ViT {vv} val ({vvs}) "
+                       "and {vt} test ({all_vt}), CNN {cv} val and {ct} test ({cts}).",
+             first=min(second["vit", val]["gains"]), last=max(second["vit", val]["gains"]),
+             vv=ms(second["vit", val]), vvs=seeds_of(second["vit", val]), vt=ms(second["vit", test]),
+             all_vt=_all_or_count(second["vit", test], +1, f"all {second['vit', test]['seeds']} positive"),
+             cv=ms(second["cnn", val]), ct=ms(second["cnn", test]), cts=seeds_of(second["cnn", test]))
+    # collab seed 0 rerun after the region term's gather, against the first run of seed 0
+    rerun = {s: gain("rerun", s, "collab", runs={"rerun": "results/sweeps/long1200-rerun/collab", "collab": LONG["collab"]})
+             for s in ("cnn", "vit")}
+    q.expect(EVIDENCE, "moved the CNN by {c} and the ViT by {v} points on test.",
+             c=pt(abs(rerun["cnn"]["mean"])), v=pt(abs(rerun["vit"]["mean"])))
+
+
+def _sweeps_item8_quotes(q: Quotes):
+    """results/sweeps/README.md item 8 (round 4), on final val unless it says test."""
+    val, test = "final_val", "test"
+    p = {(s, split): gain(PLACEBO, s, split=split) for s in ("cnn", "vit") for split in (val, test)}
+    cnn_val, cnn_test, vit_val, vit_test = p["cnn", val], p["cnn", test], p["vit", val], p["vit", test]
+    moved = [abs(g) for g in cnn_val["gains"].values() if pt(abs(g)) != "0.0"]
+    at_or_below = all(g <= 0 for g in cnn_val["gains"].values())
+    mixed = cnn_test["positive"] and cnn_test["negative"]
+    q.expect(SWEEPS, "The placebo's paired \"gains\" (val, {n} seeds): CNN {cv} ({every} at or below 0, {k} of them by "
+                     "{lo}-{hi}; on test {ct}, {signs}), ViT {vv} (seeds {vhi} to {vlo}; on test {vt}, {thi} to {tlo}). "
+                     "Per-seed spread {sc} (CNN) and {sv} (ViT) on val.",
+             n=cnn_val["seeds"], cv=ms(cnn_val), every="every seed" if at_or_below else "not every seed",
+             k=WORDS.get(len(moved), len(moved)), lo=pt(min(moved)), hi=pt(max(moved)), ct=ms(cnn_test),
+             signs="mixed signs" if mixed else "one sign", vv=ms(vit_val),
+             vhi=sg(max(vit_val["gains"].values())), vlo=sg(min(vit_val["gains"].values())), vt=ms(vit_test),
+             thi=sg(max(vit_test["gains"].values())), tlo=sg(min(vit_test["gains"].values())),
+             sc=pt(cnn_val["sd"]), sv=pt(vit_val["sd"]))
+    feature = [gain(m, "vit", split=val)["mean"] for m in ("hfd_only", "collab_no_pixel")]
+    vs = {(m, s): gain(m, s, PLACEBO, val) for m in ("hfd_only", "collab_no_pixel", "collab, w_pixel=0.03", "dml",
+                                                       "kdcl", "collab, T=2", "collab, require_learner_wrong", "collab")
+          for s in ("cnn", "vit")}
+    q.expect(SWEEPS, "So the ViT gains of the feature-space configurations ({lo} to {hi}) are partly the baseline's",
+             lo=sg(min(feature)), hi=sg(max(feature)))
+    q.expect(SWEEPS, "they are `hfd_only` {h}, `collab_no_pixel` {n}, w_pixel 0.03 {w}; the costs to the CNN of DML "
+                     "({d}), KDCL ({k}), T = 2 ({t}) and the learner-wrong variant ({lw}) stay, the full objective's "
+                     "shrinks to {c}.",
+             h=ms(vs["hfd_only", "vit"]), n=ms(vs["collab_no_pixel", "vit"]), w=ms(vs["collab, w_pixel=0.03", "vit"]),
+             d=sg(vs["dml", "cnn"]["mean"]), k=sg(vs["kdcl", "cnn"]["mean"]), t=sg(vs["collab, T=2", "cnn"]["mean"]),
+             lw=sg(vs["collab, require_learner_wrong", "cnn"]["mean"]), c=sg(vs["collab", "cnn"]["mean"]))
+    two = {(m, s, split): gain(m, s, TWO_DRAWS, split)
+           for m in ("hfd_only", "collab_no_pixel", "collab", "dml", "kdcl", "hfd_only, channels_last=True (placebo)")
+           for s in ("cnn", "vit") for split in (val, test)}
+    hv, ht = two["hfd_only", "vit", val], two["hfd_only", "vit", test]
+    nv, cc = two["collab_no_pixel", "vit", val], two["collab", "cnn", val]
+    q.expect(SWEEPS, "`hfd_only` ViT {hv}, positive on {hvk} (test {ht}, also {htk} of {htn}), CNN {hc}; "
+                     "`collab_no_pixel` ViT {nv} ({nvk} of {nvn}), CNN {nc}; `collab` CNN {cc} ({cck} of {ccn}); DML "
+                     "and KDCL CNN {d} and {k}.",
+             hv=ms(hv), hvk=_all_or_count(hv, +1, f"all {hv['seeds']} seeds"), ht=ms(ht), htk=ht["positive"],
+             htn=ht["seeds"], hc=ms(two["hfd_only", "cnn", val]), nv=ms(nv), nvk=nv["positive"], nvn=nv["seeds"],
+             nc=sg(two["collab_no_pixel", "cnn", val]["mean"]), cc=ms(cc), cck=cc["negative"], ccn=cc["seeds"],
+             d=sg(two["dml", "cnn", val]["mean"]), k=sg(two["kdcl", "cnn", val]["mean"]))
+    second = {(s, split): two["hfd_only, channels_last=True (placebo)", s, split] for s in ("cnn", "vit")
+              for split in (val, test)}
+    q.expect(SWEEPS, "Against the two-draw baseline: ViT {vv} ({vvs}; test {vt}, {all_vt}), CNN {cv}.",
+             vv=ms(second["vit", val]), vvs=seeds_of(second["vit", val]), vt=ms(second["vit", test]),
+             all_vt=_all_or_count(second["vit", test], +1, f"all {second['vit', test]['seeds']} positive"),
+             cv=ms(second["cnn", val]))
+    # w_pixel 0.03 against independent, seven seeds: seeds 0-1 from round 2, 2-6 new in this round
+    w = gain("collab, w_pixel=0.03", "cnn", split=val)
+    new = [g for seed, g in w["gains"].items() if seed >= 2]  # round 4 ran seeds 2-6 (the item's command)
+    signs = {f: statistics.mean(100 * r["cnn"]["iou"]["traffic sign"] for r in
+                                ledger.seed_metrics(LONG[f], val, ROOT).values())
+             for f in ("collab, w_pixel=0.03", "independent")}
+    q.expect(SWEEPS, "w_pixel 0.03 with {n} seeds: CNN {c} (its {k} new seeds {hi} to {lo}, so the level reading of "
+                     "{old} seeds did not hold), ViT {v}; signs {s} instead of {s0}.",
+             n=WORDS[w["seeds"]], c=ms(w), k=WORDS[len(new)], hi=sg(max(new)), lo=sg(min(new)),
+             old=WORDS[w["seeds"] - len(new)], v=ms(gain("collab, w_pixel=0.03", "vit", split=val)),
+             s=pt(signs["collab, w_pixel=0.03"]), s0=pt(signs["independent"]))
+
+
+# ---- the tests ---------------------------------------------------------------------------------------------
+def test_cpu_grid_per_class_gains_quoted_are_the_committed_runs():
+    """docs/evidence.md (headline, "What this says") and notebook 01 (cell-00): collab's per-class gains over
+    independent on results/cpu (test IoU, paired by seed), on the classes each student leads, on the ties,
+    DML's and KDCL's on car, fence, and the classes no student learns."""
+    q = Quotes()
+    _grid_class_quotes(q)
+    q.check()
+
+
+def test_cpu_grid_complementarity_quoted_is_the_committed_runs():
+    """complementarity_table(results/cpu): the leads and gaps in docs/evidence.md's prose, its own complementarity
+    table row by row, the lead classes named in the headline, in notebook 01 (cell-22), and results/cpu-v1's."""
+    q = Quotes()
+    _complementarity_quotes(q)
+    q.check()
+
+
+def test_cpu_grid_miou_prose_is_the_committed_runs():
+    """The CPU grid's mIoU gains quoted in prose (docs/evidence.md headline and "What this says", notebook 01
+    cell-00); the grid's table itself is pinned by test_ledger.py."""
+    q = Quotes()
+    _grid_miou_quotes(q)
+    q.check()
+
+
+def test_placebo_and_two_draw_baseline_prose_in_the_evidence_is_the_committed_runs():
+    """docs/evidence.md, "Longer training": every number quoted against the placebo and against the mean of the
+    two baseline draws (and the placebo's own "gains"), test and val, recomputed from LONG_STUDY."""
+    q = Quotes()
+    _placebo_quotes(q)
+    q.check()
+
+
+def test_sweeps_readme_item8_is_the_committed_runs():
+    """results/sweeps/README.md item 8 (round 4): the placebo, gains against it and against the two-draw baseline,
+    the second draw of hfd_only and w_pixel 0.03 at seven seeds (final val unless marked test)."""
+    q = Quotes()
+    _sweeps_item8_quotes(q)
+    q.check()
+
+
+def test_paired_gain_summary_is_what_paired_gain_table_prints():
+    """The quotes above read `ledger.paired_gain_summary`; the write-ups cite paired_gain_table: the two agree
+    cell by cell for the baselines quoted (independent, the placebo, the mean of both), on both splits."""
+    from collab_lib.analysis import paired_gain_table
+
+    names = ["independent", PLACEBO, "dml", "kdcl", "collab", "collab_no_pixel", "hfd_only", "collab, w_pixel=0.03",
+             "collab, T=2", "collab, require_learner_wrong", "hfd_only, channels_last=True (placebo)"]
+    runs = {name: LONG[name] for name in names}
+    for baseline in ("independent", PLACEBO, TWO_DRAWS):
+        for split in ("final_val", "test"):
+            rows = {row.split(" | ")[0].strip("| "): row.split(" | ")
+                    for row in paired_gain_table(runs, baseline, split, root=ROOT).splitlines()[2:]}
+            for name in names:
+                if name in ((baseline,) if isinstance(baseline, str) else baseline):
+                    continue
+                for column, student in ((4, "cnn"), (5, "vit")):
+                    s = gain(name, student, baseline, split)
+                    assert rows[name][column] == f"{ms(s)} ({seeds_of(s)})", (name, student, baseline, split)
+                    assert s["seeds"] == int(rows[name][1])
+
+
+def _alter_a_number(raw: str, fragment: str, nth: int = 0):
+    """`raw` with the last digit of the fragment's `nth` number changed where the fragment occurs (its words
+    separated by any whitespace there), and the number before and after."""
+    match = re.search(r"\s+".join(map(re.escape, fragment.split())), raw)
+    assert match, f"not in the text: {fragment}"
+    number = list(re.finditer(r"\d+(?:\.\d+)?", match.group(0)))[nth]
+    old = number.group(0)
+    new = old[:-1] + str((int(old[-1]) + 1) % 10)
+    at = match.start() + number.start()
+    return raw[:at] + new + raw[at + len(old):], old, new
+
+
+def test_a_changed_number_in_a_document_fails_its_quote(tmp_path):
+    """The mechanism, on altered copies of the documents under tmp_path: one digit of one quoted number changed
+    is reported once, naming the file (and cell), the fragment the runs give and the recomputed value."""
+    q = Quotes()
+    _placebo_quotes(q)
+    assert q.missing() == []
+    fragment = next(f for d, _, f, _ in q.expected if d == EVIDENCE and f.startswith("the ViT's gains shrink"))
+    text = (ROOT / EVIDENCE).read_text()
+    altered, old, new = _alter_a_number(text, fragment, nth=0)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / EVIDENCE).write_text(altered)
+    missing = q.missing(root=tmp_path)
+    assert len(missing) == 1 and missing[0].startswith(f"{EVIDENCE}: the runs give «{fragment}» (recomputed: hv = ")
+    assert re.search(rf"hv = [+-]{re.escape(old)} ", missing[0])  # the recomputed value
+    assert re.search(rf"nearest text: «the ViT's gains shrink: `hfd_only` [+-]{re.escape(new)} ", missing[0])
+    # a notebook's markdown cell, found by its id
+    q = Quotes()
+    _grid_class_quotes(q)
+    fragment = next(f for d, c, f, _ in q.expected if d == NB01 and c == "cell-00")
+    notebook = json.loads((ROOT / NB01).read_text())
+    cell = next(c for c in notebook["cells"] if c.get("id") == "cell-00")
+    source, old, new = _alter_a_number("".join(cell["source"]), fragment, nth=-1)
+    cell["source"] = source.splitlines(keepends=True)
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / NB01).write_text(json.dumps(notebook))
+    (tmp_path / EVIDENCE).write_text(text)
+    missing = q.missing(root=tmp_path)
+    assert len(missing) == 1 and missing[0].startswith(f"{NB01}, cell cell-00: the runs give «{fragment}»")
+    assert re.search(rf"; v = [+-]{re.escape(old)}\)", missing[0]) and re.search(rf"[+-]{re.escape(new)}\);", missing[0])
