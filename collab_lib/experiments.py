@@ -305,13 +305,18 @@ def describe_runs(root, recipe: str = "cpu") -> str:
     lines = [f"| run | differs from recipe {recipe!r} | CNN val mIoU | ViT val mIoU |", "|---|---|---|---|"]
     for metrics_path in sorted(Path(root).rglob("metrics.json")):
         run_dir = metrics_path.parent
-        config = _read_json(run_dir / "config.json")["config"]
-        changed = [f"{key}={plain(value)}" for key, value in config.items()
-                   if key not in ("run_dir", "resume", "overwrite", "seed", "recipe") and plain(value) != plain(base.get(key))]
-        final = _read_json(metrics_path).get("final_val") or {}
+        metrics = _read_json(metrics_path)
+        if (run_dir / "config.json").exists():
+            config = _read_json(run_dir / "config.json")["config"]
+            changed = ", ".join(f"{key}={plain(value)}" for key, value in config.items()
+                                if key not in ("run_dir", "resume", "overwrite", "seed", "recipe")
+                                and plain(value) != plain(base.get(key))) or "-"
+        else:  # a hand-made folder: what it changed cannot be told, the row says so
+            config, changed = {"seed": metrics.get("seed")}, "unknown (no config.json)"
+        final = metrics.get("final_val") or {}
         scores = [f"{100 * final[s]['miou']:.1f}" if final.get(s) else "-" for s in ("cnn", "vit")]
         name = run_dir.relative_to(root).as_posix()
-        lines.append(f"| {name} (seed {config.get('seed')}) | {', '.join(changed) or '-'} | {scores[0]} | {scores[1]} |")
+        lines.append(f"| {name} (seed {config.get('seed')}) | {changed} | {scores[0]} | {scores[1]} |")
     return "\n".join(lines)
 
 

@@ -186,6 +186,12 @@ def test_describe_runs_names_what_each_run_changed_and_shows_only_val(tmp_path):
     assert "| - |" in rows["plain/collab/seed0 (seed 0)"]  # nothing changed (the recipe's name is no change)
     assert all("40.1" in row and "37.8" in row and "99.9" not in row for row in rows.values())
     assert base["lr_cnn"] != 0.5
+    # a hand-made run folder without config.json: a row that says so, not a traceback
+    bare = tmp_path / "bare" / "collab" / "seed3"
+    bare.mkdir(parents=True)
+    (bare / "metrics.json").write_text(json.dumps({"seed": 3, "final_val": {"cnn": {"miou": 0.5}, "vit": {"miou": 0.25}}}))
+    row = next(line for line in describe_runs(tmp_path, "cpu").splitlines() if line.startswith("| bare/"))
+    assert row == "| bare/collab/seed3 (seed 3) | unknown (no config.json) | 50.0 | 25.0 |"
 
 
 def test_an_interrupted_grid_exits_with_the_signal_code_and_says_how_to_continue(tmp_path, monkeypatch, capsys):
