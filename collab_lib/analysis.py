@@ -243,6 +243,13 @@ def seed_metrics(folders, split: str, root) -> dict:
     return dict(sorted(results.items()))
 
 
+def _gains_against(results: dict, draws: list, student: str) -> dict:
+    """{seed: `student`'s mIoU x100 in `results` minus the mean of the `draws`' mIoU of the same seed}
+    (each a {seed: metrics.json split} of seed_metrics; every draw must hold every seed of `results`)."""
+    return {seed: 100 * (r[student]["miou"] - statistics.mean(d[seed][student]["miou"] for d in draws))
+            for seed, r in results.items()}
+
+
 def paired_gain_table(runs: dict, baseline: str | tuple = "independent", split: str = "test",
                       classes=("traffic sign", "person"), root=".") -> str:
     """A markdown table comparing configurations run with the same seeds.
@@ -266,9 +273,6 @@ def paired_gain_table(runs: dict, baseline: str | tuple = "independent", split: 
     seeds = sorted(draws[0])
     if any(sorted(d) != seeds for d in draws):
         raise ValueError(f"baseline {names}: the runs do not have the same seeds ({[sorted(d) for d in draws]})")
-    # a seed's baseline mIoU: the mean over the baseline's draws of that seed
-    base = {seed: {student: {"miou": statistics.mean(d[seed][student]["miou"] for d in draws)} for student in ("cnn", "vit")}
-            for seed in seeds}
     label = names[0] if len(names) == 1 else "mean of " + " and ".join(names)
     head = ("| configuration | seeds | CNN mIoU | ViT mIoU | CNN minus independent: mean ± s.e. (per seed) | "
             "ViT minus independent: mean ± s.e. (per seed) | "
@@ -278,7 +282,7 @@ def paired_gain_table(runs: dict, baseline: str | tuple = "independent", split: 
         results = draws[names.index(name)] if name in names else seed_metrics(folder, split, root)
         if not results:
             continue
-        missing = sorted(set(results) - set(base))
+        missing = sorted(set(results) - set(seeds))
         if missing:
             raise ValueError(f"{name}: seeds {missing} have no {label!r} run to pair with (under {_where(runs[names[0]], root)})")
         cells = []
@@ -286,7 +290,8 @@ def paired_gain_table(runs: dict, baseline: str | tuple = "independent", split: 
             values = [100 * r[student]["miou"] for r in results.values()]
             cells.append(f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}" if len(values) > 1 else f"{values[0]:.1f}")
         for student in ("cnn", "vit"):
-            gains = [100 * (results[seed][student]["miou"] - base[seed][student]["miou"]) for seed in sorted(results)]
+            # a seed's baseline: the mean over the baseline's draws of that seed
+            gains = [g for _, g in sorted(_gains_against(results, draws, student).items())]
             per_seed = ", ".join(f"{g:+.1f}" for g in gains)
             if name == baseline:
                 cells.append("-")
@@ -317,8 +322,7 @@ def paired_gains(runs: dict, name: str, student: str, baseline: str | tuple = "i
     if missing:
         raise ValueError(f"{name}: seeds {missing} have no {baseline!r} run to pair with "
                          f"(under {', '.join(_where(runs[b], root) for b in names)})")
-    return {seed: 100 * (results[seed][student]["miou"] - statistics.mean(d[seed][student]["miou"] for d in draws))
-            for seed in results}
+    return _gains_against(results, draws, student)
 
 
 def generalisation_gaps(folders, student: str, root=".") -> dict:

@@ -324,6 +324,11 @@ def changed_settings(saved: dict, config: "TrainConfig") -> dict:
             if key not in RUNTIME_FIELDS and hasattr(config, key) and plain(getattr(config, key)) != plain(value)}
 
 
+def describe_changes(changed: dict) -> str:
+    """changed_settings' result as the messages print it: "lr_cnn: 0.03 -> 0.5, steps: 400 -> 800"."""
+    return ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changed.items())
+
+
 # ---- command line -------------------------------------------------------------------------
 
 def _is_tuple(hint) -> bool:

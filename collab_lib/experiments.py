@@ -24,7 +24,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import TrainConfig, changed_settings, plain
+from .config import TrainConfig, changed_settings, describe_changes, plain
 
 try:
     import fcntl
@@ -179,8 +179,8 @@ def check_finished_run(run_dir: Path, config: TrainConfig) -> None:
         return  # nothing to compare: the trainer writes config.json as a run starts, so only hand-made folders lack it
     changed = changed_settings(_read_json(saved_path).get("config", {}), config)
     if changed:
-        detail = ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changed.items())
-        raise SetupError(f"{run_dir} holds a finished run (metrics.json) trained with different settings ({detail}); "
+        raise SetupError(f"{run_dir} holds a finished run (metrics.json) trained with different settings "
+                         f"({describe_changes(changed)}); "
                          f"use its settings (--recipe, --set), or another --out for the new ones")
 
 

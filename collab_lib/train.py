@@ -67,9 +67,9 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Subset
 
 from . import distributed
-from .checkpoint import (get_rng_state, load_checkpoint, read_history, save_checkpoint, set_rng_state, snapshot_path,
-                         write_json)
-from .config import TrainConfig, changed_settings, parse_args
+from .checkpoint import (atomic_write_bytes, get_rng_state, load_checkpoint, read_history, save_checkpoint,
+                         set_rng_state, snapshot_path, write_json)
+from .config import TrainConfig, changed_settings, describe_changes, parse_args
 from .data import DatasetError, build_dataset
 from .metrics import ConfusionMatrix
 from .models import check_input_size, count_parameters
@@ -416,8 +416,7 @@ def prepare_run_dir(config: TrainConfig) -> tuple[Path, dict | None]:
         checkpoint = read_last_checkpoint(last_path)
         changed = changed_settings(checkpoint["config"], config)
         if changed:
-            detail = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
-            raise SetupError(f"resume: {last_path} was trained with different settings ({detail}); "
+            raise SetupError(f"resume: {last_path} was trained with different settings ({describe_changes(changed)}); "
                              f"use the original settings, or another run_dir")
         if config.stop_at_step is not None and config.stop_at_step <= checkpoint["step"] < config.steps:
             raise SetupError(f"stop_at_step={config.stop_at_step} is not after the step {last_path} holds "
@@ -589,10 +588,8 @@ def _truncate_history(path: Path, step: int) -> None:
     except ValueError as error:
         raise SetupError(f"resume: {error}; remove the bad line, or start again with overwrite=True (--overwrite)") \
             from error
-    kept = [json.dumps(r) for r in records if r["step"] <= step and r["kind"] != "test"]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(line + "\n" for line in kept))
-    os.replace(tmp, path)
+    kept = "".join(json.dumps(r) + "\n" for r in records if r["step"] <= step and r["kind"] != "test")
+    atomic_write_bytes(path, lambda f: f.write(kept.encode()))
 
 
 # ---- logging and evaluating during the loop -------------------------------------------------
