@@ -134,7 +134,10 @@ def complementarity_table(df, configuration: str = "independent"):
 
 
 def write_report(root, teaching_split: str = "test") -> Path:
-    """Write root/SUMMARY.md and root/summary.png from the finished runs below root; returns the .md path."""
+    """Write root/SUMMARY.md and root/summary.png from the finished runs below root; returns the .md path.
+
+    The teaching shares are the mean over the collab runs that still have their last.pt; the report names the
+    ones without (a fresh clone's committed runs have none, and then says the shares were not computed)."""
     import matplotlib
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
@@ -182,13 +185,21 @@ def write_report(root, teaching_split: str = "test") -> Path:
                       f"the ViT on {len(vit_leads)} ({', '.join(vit_leads) or 'none'}).", ""]
 
     collab_runs = df[df.configuration == "collab"]["run_dir"].tolist()
-    if collab_runs:
+    # The shares need each run's weights; a committed run keeps only its text files (results/**/*.pt is ignored).
+    weighed = [r for r in collab_runs if (Path(r) / "last.pt").is_file()]
+    without = [Path(r).name for r in collab_runs if r not in weighed]
+    if collab_runs and not weighed:
+        lines += ["## Which classes each student teaches (collab)", "",
+                  f"Not computed: none of the {len(collab_runs)} collab runs here has its last.pt (committed runs keep "
+                  "only their text files). Train a run again with the same settings to see its shares.", ""]
+    if weighed:
         import pandas as pd
 
-        shares = pd.concat([teaching_table(r, teaching_split) for r in collab_runs]).groupby(level=0, sort=False).mean()
-        lines += [f"## Which classes each student teaches (collab, {teaching_split} split, mean over {len(collab_runs)} runs)", "",
+        shares = pd.concat([teaching_table(r, teaching_split) for r in weighed]).groupby(level=0, sort=False).mean()
+        missing = f" ({len(without)} of the {len(collab_runs)} collab runs have no last.pt: {', '.join(without)})" if without else ""
+        lines += [f"## Which classes each student teaches (collab, {teaching_split} split, mean over {len(weighed)} runs)", "",
                   "Share of each class's labelled pixels where the CNN / the ViT teaches, region-wise (the region's "
-                  "direction painted on its pixels) and pixel-wise.", "",
+                  f"direction painted on its pixels) and pixel-wise{missing}.", "",
                   "| class | region: CNN teaches | region: ViT teaches | pixel: CNN teaches | pixel: ViT teaches |",
                   "|---|---|---|---|---|"]
         for name, row in shares.iterrows():

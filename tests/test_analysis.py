@@ -71,6 +71,20 @@ def test_report_from_a_real_tiny_grid(tmp_path):
         assert cells[f"collab/{student}"] == f"{gain:+.1f}"
     with pytest.raises(FileNotFoundError, match="no finished run"):
         write_report(tmp_path / "empty")
+    # a collab run without its weights (a committed run keeps none) is named and left out of the shares ...
+    import shutil
+
+    shutil.copytree(tmp_path / "collab" / "seed0", tmp_path / "collab" / "seed1",
+                    ignore=shutil.ignore_patterns("*.pt"))
+    text = write_report(tmp_path).read_text()
+    assert "mean over 1 runs" in text and "(1 of the 2 collab runs have no last.pt: seed1)" in text
+    assert "| class | region: CNN teaches" in text
+    # ... and with none left the report says the shares were not computed, and keeps the rest
+    (tmp_path / "collab" / "seed0" / "last.pt").unlink()
+    text = write_report(tmp_path).read_text()
+    assert "Not computed: none of the 2 collab runs here has its last.pt" in text
+    assert "| class | region: CNN teaches" not in text
+    assert "## Complementarity" in text and "| collab | 2 |" in text
     # the teaching shares need a checkpoint: a clear error where there is none
     from collab_lib.analysis import teaching_table
 
