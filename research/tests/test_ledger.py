@@ -348,15 +348,32 @@ def _readme_evidence_cells() -> list:
                  f"{fresh('ROUND7_STUDY', 'dml', 'vit')[1]} / {fresh('ROUND12_STUDY', 'kdcl', 'vit')[1]}"])
     (p_cnn, p_cnn_text), (_, p_vit_text) = (fresh("ROUND6_STUDY", "collab_no_pixel", s) for s in ("cnn", "vit"))
     rows.append([str(p_cnn["seeds"]), p_cnn_text, p_vit_text])
+    # round 15, without augmentation: collab / DML / KDCL, five fresh seeds each
+    r15 = {(name, s): ledger.replication_verdict(ledger.ROUND15_STUDY, name, s, +1, root=runs_root)["test"]
+           for name in ("collab", "dml", "kdcl") for s in ("cnn", "vit")}
+    seeds = {r["seeds"] for r in r15.values()}
+    rows.append([" / ".join(map(str, sorted(seeds)))] +
+                [" / ".join(f"{r15[name, s]['mean']:+.1f} ± {r15[name, s]['se']:.1f}" for name in ("collab", "dml", "kdcl"))
+                 for s in ("cnn", "vit")])
     return rows
 
 
 def test_readme_evidence_table_is_the_committed_runs():
     """README.md's "Evidence" table, row by row (its first column, the comparison's name, is free text): the
-    CPU grid's collab and DML / KDCL gains, then collab (round 6), DML / KDCL (rounds 7 and 12) and collab
-    without the pixel-wise term (round 6) on fresh seeds. One changed number makes its row differ."""
+    CPU grid's collab and DML / KDCL gains, then collab (round 6), DML / KDCL (rounds 7 and 12), collab
+    without the pixel-wise term (round 6) and collab / DML / KDCL without augmentation (round 15) on fresh
+    seeds. One changed number makes its row differ."""
     header = "| comparison | seeds | CNN | ViT |"
     tables = [t for t in ledger.tables_in((ROOT / "README.md").read_text()) if t.startswith(header)]
     assert len(tables) == 1, "README.md: no (or more than one) Evidence table headed " + header
     quoted = [[cell.strip() for cell in row.strip("|").split(" | ")[1:]] for row in tables[0].splitlines()[2:]]
     assert quoted == _readme_evidence_cells(), "README.md: the Evidence table differs from the committed runs"
+
+
+def test_round15_verdicts_quoted_are_the_committed_runs():
+    """Round 15's verdict table, regenerated from results/sweeps/overfit-confirm, is quoted whole in
+    research/overfitting.md and in docs/evidence.md."""
+    table = ledger.round15_verdict_table()
+    for document in ("research/overfitting.md", ledger.EVIDENCE):
+        assert table in ledger.tables_in((ROOT / document).read_text()), \
+            f"{document}: regenerate round 15's table (ledger.round15_verdict_table())"

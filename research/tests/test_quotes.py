@@ -16,6 +16,8 @@ Not pinned, for want of committed data: the teaching shares of the collab runs (
 teaches 75 % of the region area and 57 % of the pixels, the ViT 25 % / 8 %" in docs/evidence.md, "about
 three quarters of the region area" in notebook 01 cell-00, "the CNN teaches most of the car regions and the
 ViT a good share of road and sidewalk" in notebook 03 cell-20) need the runs' checkpoints, not committed.
+Round 15's teaching shares are checked against the report written from its reruns' checkpoints
+(results/sweeps/overfit-confirm/augoff-n50-rerun/SUMMARY.md), not recomputed.
 """
 import json
 import re
@@ -459,6 +461,164 @@ def _sweeps_item8_quotes(q: Quotes):
              s=pt(signs["collab, w_pixel=0.03"]), s0=pt(signs["independent"]))
 
 
+# ---- round 15: when distillation pays (results/sweeps/overfit-confirm, fresh seeds 14-18, test) -------------
+OVERFIT = "research/overfitting.md"
+NB06, NB06_OUTCOME = "notebooks/06_results.ipynb", "a7c31e52"
+
+
+def _teaching_shares(summary) -> dict:
+    """{class: (region CNN, region ViT, pixel CNN, pixel ViT) in %} from a report's teaching table (SUMMARY.md,
+    written by analysis.write_report from the runs' checkpoints, which are not committed)."""
+    text = summary.read_text().split("## Which classes each student teaches", 1)[1]
+    rows = [line.strip("|").split("|") for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    return {cells[0].strip(): tuple(float(c) for c in cells[1:]) for cells in rows[1:]}
+
+
+FIRST_MACHINE_SEED16 = f"9d3df72:{ledger.ROUND15_RECIPE_STUDY['independent']}/seed16/metrics.json"
+
+
+def _round15_history_quotes(q: Quotes, text: str):
+    """What research/overfitting.md quotes of `independent` seed 16 of the recipe's cell made on the first machine
+    (replaced by one made on the second; `text`: its metrics.json, from the history at FIRST_MACHINE_SEED16)."""
+    recipe = ledger.ROUND15_RECIPE_STUDY
+    r = {s: gain("collab", s, runs=recipe) for s in ("cnn", "vit")}
+    # independent seed 16 of the recipe's cell, made on the first machine (kept in history) and again on the second
+    first16 = json.loads(text)
+    second16 = json.loads((ROOT / recipe["independent"] / "seed16" / "metrics.json").read_text())
+    q.expect(OVERFIT, "made on both machines: the CNN {c}, the ViT {v}.",
+             c=sg(100 * (second16["test"]["cnn"]["miou"] - first16["test"]["cnn"]["miou"])),
+             v=sg(100 * (second16["test"]["vit"]["miou"] - first16["test"]["vit"]["miou"])))
+    # S read with the first machine's independent seed 16 instead
+    collab16 = json.loads((ROOT / recipe["collab"] / "seed16" / "metrics.json").read_text())
+    alt = {}
+    for st in ("cnn", "vit"):
+        gains = dict(r[st]["gains"])
+        gains[16] = 100 * (collab16["test"][st]["miou"] - first16["test"][st]["miou"])
+        values = list(gains.values())
+        alt[st] = {"mean": statistics.mean(values), "se": statistics.stdev(values) / len(values) ** 0.5}
+    q.expect(OVERFIT, "S would read {c} for the CNN (fails) and {v} for the ViT (holds, {spread} the spread)",
+             c=ms(alt["cnn"]), v=ms(alt["vit"]),
+             spread="just beyond" if alt["vit"]["mean"] > 2 * alt["vit"]["se"] else "within")
+
+
+def _round15_quotes(q: Quotes):
+    """The gains, gaps and mIoU that research/overfitting.md, docs/evidence.md, sweeps item 19 and notebook 06
+    quote for round 15 (the verdict table itself: test_ledger.py)."""
+    from collab_lib.analysis import complementarity_table, generalisation_gaps
+    from collab_lib.experiments import collect_results
+
+    picked, recipe = ledger.ROUND15_STUDY, ledger.ROUND15_RECIPE_STUDY
+    g = {(n, s, b): gain(n, s, b, runs=picked) for n, b in (("collab", "independent"), ("dml", "independent"),
+                                                            ("kdcl", "independent"), ("collab", "dml"), ("collab", "kdcl"))
+         for s in ("cnn", "vit")}
+    r = {s: gain("collab", s, runs=recipe) for s in ("cnn", "vit")}
+    r6 = {s: gain("collab", s, runs=ledger.ROUND6_STUDY) for s in ("cnn", "vit")}
+    pooled = list(r6["vit"]["gains"].values()) + list(r["vit"]["gains"].values())
+    pooled_se = statistics.stdev(pooled) / len(pooled) ** 0.5
+    gap = {(cell, s): statistics.mean(generalisation_gaps(runs["independent"], s, ROOT).values())
+           for cell, runs in (("picked", picked), ("recipe", recipe)) for s in ("cnn", "vit")}
+    miou = {(cell, s): statistics.mean(100 * m[s]["miou"] for m in ledger.seed_metrics(runs["independent"], "test", ROOT).values())
+            for cell, runs in (("picked", picked), ("recipe", recipe)) for s in ("cnn", "vit")}
+    best = {s: max(g[n, s, "independent"]["mean"] for n in ("collab", "dml", "kdcl")) for s in ("cnn", "vit")}
+    lead = complementarity_table(collect_results(ROOT / ledger.OVERFIT_CONFIRM / ledger.ROUND15_CELL))["lead"]
+    cnn_leads, vit_leads = int((lead == "cnn").sum()), int((lead == "vit").sum())
+    m = lambda n, s, b="independent": sg(g[n, s, b]["mean"])  # noqa: E731
+    collab_vit = g["collab", "vit", "independent"]["gains"].values()
+    seed14 = g["collab", "cnn", "independent"]["gains"][14]
+    aug = {s: miou["recipe", s] - miou["picked", s] for s in ("cnn", "vit")}
+    # research/overfitting.md
+    q.expect(OVERFIT, "The ViT gains most: {c} (collab, every seed between {lo} and {hi}), {d} (DML), {k} (KDCL)",
+             c=m("collab", "vit"), lo=sg(min(collab_vit)), hi=sg(max(collab_vit)), d=m("dml", "vit"), k=m("kdcl", "vit"))
+    q.expect(OVERFIT, "The CNN gains about half a point with each ({c} / {d} / {k}), beyond the spread for DML and "
+                      "KDCL, within it for collab (seed 14: {s14}).",
+             c=m("collab", "cnn"), d=m("dml", "cnn"), k=m("kdcl", "cnn"), s14=sg(seed14))
+    q.expect(OVERFIT, "(R: {rc}, not settled; R': {rkc}, fails). For the ViT DML is better (R fails, {rv}, no seed "
+                      "above) and KDCL is worse (R' holds, {rkv})",
+             rc=ms(g["collab", "cnn", "dml"]), rkc=ms(g["collab", "cnn", "kdcl"]), rv=ms(g["collab", "vit", "dml"]),
+             rkv=ms(g["collab", "vit", "kdcl"]))
+    q.expect(OVERFIT, "(S fails: {sc}, {k} of 5 seeds below, as round 6 found with seven other seeds, {r6c})",
+             sc=ms(r["cnn"]), k=r["cnn"]["negative"], r6c=ms(r6["cnn"]))
+    q.expect(OVERFIT, "({sv}: {per})", sv=ms(r["vit"]), per=seeds_of(r["vit"]))
+    q.expect(OVERFIT, "gave the ViT {r6v}, the twelve together {p} ± {pse} ({k} of 12 above)",
+             r6v=ms(r6["vit"]), p=sg(statistics.mean(pooled)), pse=pt(pooled_se), k=sum(x > 0 for x in pooled))
+    q.expect(OVERFIT, "the CNN {pc} at a gap of {gpc} points against {rc} at {grc}, the ViT {pv} at {gpv} against {rv} at {grv}",
+             pc=m("collab", "cnn"), gpc=f"{gap['picked', 'cnn']:.0f}", rc=sg(r["cnn"]["mean"]), grc=f"{gap['recipe', 'cnn']:.0f}",
+             pv=m("collab", "vit"), gpv=f"{gap['picked', 'vit']:.0f}", rv=sg(r["vit"]["mean"]), grv=f"{gap['recipe', 'vit']:.0f}")
+    q.expect(OVERFIT, "The independent CNN leads on {c} of the 11 classes and the ViT on none",
+             c=cnn_leads if vit_leads == 0 else f"{cnn_leads} (the ViT leads on {vit_leads})")
+    q.expect(OVERFIT, "(a lead must exceed the two seed spreads; `complementarity_table`), where in the recipe cell the "
+                      "ViT leads on road. Without augmentation the ViT falls further behind ({v} against {c})",
+             v=pt(miou["picked", "vit"]), c=pt(miou["picked", "cnn"]))
+    q.expect(OVERFIT, "the independent students gain {ac} / {av} test points from augmentation ({rc} / {rv} against "
+                      "{pc} / {pv}), the best distillation without it {bc} / {bv}.",
+             ac=pt(aug["cnn"]), av=pt(aug["vit"]), rc=pt(miou["recipe", "cnn"]), rv=pt(miou["recipe", "vit"]),
+             pc=pt(miou["picked", "cnn"]), pv=pt(miou["picked", "vit"]), bc=pt(best["cnn"]), bv=pt(best["vit"]))
+    # docs/evidence.md
+    q.expect(EVIDENCE, "without augmentation, on 50 scenes, collab lifts the CNN {cc} and the ViT {cv} points on test; "
+                       "DML ({dc} / {dv}) and KDCL ({kc} / {kv}) lift them as much.",
+             cc=m("collab", "cnn"), cv=m("collab", "vit"), dc=m("dml", "cnn"), dv=m("dml", "vit"), kc=m("kdcl", "cnn"),
+             kv=m("kdcl", "vit"))
+    q.expect(EVIDENCE, "The ViT gains {c} with collab (every seed {lo} to {hi}), {d} with DML, {k} with KDCL; the CNN "
+                       "about half a point with each ({cc} / {dc} / {kc};",
+             c=m("collab", "vit"), lo=sg(min(collab_vit)), hi=sg(max(collab_vit)), d=m("dml", "vit"), k=m("kdcl", "vit"),
+             cc=m("collab", "cnn"), dc=m("dml", "cnn"), kc=m("kdcl", "cnn"))
+    q.expect(EVIDENCE, "below DML ({rv}) and above KDCL ({rkv}).", rv=ms(g["collab", "vit", "dml"]),
+             rkv=ms(g["collab", "vit", "kdcl"]))
+    q.expect(EVIDENCE, "({sc}, as round 6 found: {r6c}). The ViT's {sv} holds by the rule, within the spread; round 6's "
+                       "seven fresh seeds gave it {r6v}, the twelve together {p} ± {pse},",
+             sc=ms(r["cnn"]), r6c=ms(r6["cnn"]), sv=ms(r["vit"]), r6v=ms(r6["vit"]), p=sg(statistics.mean(pooled)),
+             pse=pt(pooled_se))
+    q.expect(EVIDENCE, "(CNN {pc} at {gpc} points against {rc} at {grc}; ViT {pv} at {gpv} against {rv} at {grv})",
+             pc=m("collab", "cnn"), gpc=f"{gap['picked', 'cnn']:.0f}", rc=sg(r["cnn"]["mean"]), grc=f"{gap['recipe', 'cnn']:.0f}",
+             pv=m("collab", "vit"), gpv=f"{gap['picked', 'vit']:.0f}", rv=sg(r["vit"]["mean"]), grv=f"{gap['recipe', 'vit']:.0f}")
+    q.expect(EVIDENCE, "three methods: {ac} / {av} test points for the independent students.",
+             ac=sg(aug["cnn"]), av=sg(aug["vit"]))
+    q.expect(EVIDENCE, "the independent CNN leads on {c} of the 11 classes, the ViT on none.",
+             c=cnn_leads if vit_leads == 0 else f"{cnn_leads} (the ViT leads on {vit_leads})")
+    # results/sweeps/README.md item 19
+    q.expect(SWEEPS, "(collab {cc} / {cv}, DML {dc} / {dv}, KDCL {kc} / {kv}, CNN / ViT)",
+             cc=m("collab", "cnn"), cv=m("collab", "vit"), dc=m("dml", "cnn"), dv=m("dml", "vit"), kc=m("kdcl", "cnn"),
+             kv=m("kdcl", "vit"))
+    q.expect(SWEEPS, "in the recipe's cell collab costs the CNN {c} and the ViT's {v} is within the spread.",
+             c=pt(-r["cnn"]["mean"]), v=sg(r["vit"]["mean"]))
+    # the picked cell's collab made again on a second machine: what the machine moves, and the teaching shares
+    rerun = ledger.seed_metrics(f"{ledger.OVERFIT_CONFIRM}/augoff-n50-rerun/collab", "test", ROOT)
+    first = ledger.seed_metrics(picked["collab"], "test", ROOT)
+    moved = {s: [100 * (rerun[k][s]["miou"] - first[k][s]["miou"]) for k in sorted(rerun)] for s in ("cnn", "vit")}
+    q.expect(OVERFIT, "against the committed runs: the CNN's test mIoU {c} points, the ViT's within {v} of it;",
+             c=", ".join(sg(x) for x in moved["cnn"]), v=pt(max(abs(x) for x in moved["vit"])))
+    q.expect(EVIDENCE, "differ by {lo} to {hi} points of the CNN's test mIoU ({n}) and at most {v} of the ViT's;",
+             lo=sg(min(moved["cnn"])), hi=sg(max(moved["cnn"])),
+             n=f"all {WORDS[len(rerun)]} seeds up" if all(x > 0 for x in moved["cnn"]) else "not all up",
+             v=pt(max(abs(x) for x in moved["vit"])))
+    shares = _teaching_shares(ROOT / ledger.OVERFIT_CONFIRM / "augoff-n50-rerun" / "SUMMARY.md")
+    region_cnn = [row[0] for row in shares.values()]
+    vit_more = [c for c, row in shares.items() if row[3] > row[2] and row[3] > 10]
+    q.expect(OVERFIT, "region-wise the CNN teaches {lo}-{hi} % of every class's area (car {car} %); pixel-wise the two "
+                      "split the large classes, the ViT teaching more of the {vm} pixels, and the CNN teaches car "
+                      "({pc} % of its pixels against {pv} %).",
+             lo=f"{min(region_cnn):.0f}", hi=f"{max(region_cnn):.0f}", car=f"{shares['car'][0]:.0f}",
+             vm=listed(vit_more), pc=f"{shares['car'][2]:.0f}", pv=f"{shares['car'][3]:.0f}")
+    q.expect(EVIDENCE, "the CNN teaches {lo}-{hi} % of every class's region area; pixel-wise the two split the large "
+                       "classes and the CNN teaches car ({pc} % of its pixels against the ViT's {pv} %).",
+             lo=f"{min(region_cnn):.0f}", hi=f"{max(region_cnn):.0f}", pc=f"{shares['car'][2]:.0f}",
+             pv=f"{shares['car'][3]:.0f}")
+    # notebook 06, the outcome cell
+    q.expect(NB06, "overfit their 50 scenes by {gc} / {gv} points (CNN / ViT), **every method lifts both students**: "
+                   "collab by {cc} / {cv}, DML by {dc} / {dv}, KDCL by {kc} / {kv} points of test mIoU.",
+             NB06_OUTCOME, gc=f"{gap['picked', 'cnn']:.0f}", gv=f"{gap['picked', 'vit']:.0f}", cc=m("collab", "cnn"),
+             cv=m("collab", "vit"), dc=m("dml", "cnn"), dv=m("dml", "vit"), kc=m("kdcl", "cnn"), kv=m("kdcl", "vit"))
+    q.expect(NB06, "below DML ({rv}) and above KDCL ({rkv}).", NB06_OUTCOME,
+             rv=sg(g["collab", "vit", "dml"]["mean"]), rkv=sg(g["collab", "vit", "kdcl"]["mean"]))
+    q.expect(NB06, "(augmentation on, gaps {gc} / {gv}) collab costs the CNN {c} points; the ViT's {v} is within the "
+                   "seeds' spread, and seven other fresh seeds (round 6) gave it {r6v}.", NB06_OUTCOME,
+             gc=f"{gap['recipe', 'cnn']:.0f}", gv=f"{gap['recipe', 'vit']:.0f}", c=pt(-r["cnn"]["mean"]), v=ms(r["vit"]),
+             r6v=sg(r6["vit"]["mean"]))
+    q.expect(NB06, "(independent, 50 scenes: {rc} / {rv} with it, {pc} / {pv} without)", NB06_OUTCOME,
+             rc=pt(miou["recipe", "cnn"]), rv=pt(miou["recipe", "vit"]), pc=pt(miou["picked", "cnn"]),
+             pv=pt(miou["picked", "vit"]))
+
+
 # ---- the tests ---------------------------------------------------------------------------------------------
 def test_cpu_grid_per_class_gains_quoted_are_the_committed_runs():
     """docs/evidence.md (headline, "What this says") and notebook 01 (cell-00): collab's per-class gains over
@@ -563,3 +723,24 @@ def test_a_changed_number_in_a_document_fails_its_quote(tmp_path):
     missing = q.missing(root=tmp_path)
     assert len(missing) == 1 and missing[0].startswith(f"{NB01}, cell cell-00: the runs give «{fragment}»")
     assert re.search(rf"; v = [+-]{re.escape(old)}\)", missing[0]) and re.search(rf"[+-]{re.escape(new)}\);", missing[0])
+
+
+def test_round15_prose_is_the_committed_runs():
+    """Round 15's gains, gaps, per-class leads and mIoU as research/overfitting.md, docs/evidence.md, sweeps item 19
+    and notebook 06's outcome cell quote them."""
+    q = Quotes()
+    _round15_quotes(q)
+    q.check()
+
+
+def test_round15_prose_about_the_replaced_run_is_its_history():
+    """The first machine's `independent` seed 16 of the recipe's cell, kept in history (commit 9d3df72): what a
+    machine change did to it, and S read with it instead of the second machine's run."""
+    import pytest
+
+    text = ledger._git_show([FIRST_MACHINE_SEED16], ROOT)[FIRST_MACHINE_SEED16]
+    if text is None:
+        pytest.skip(f"{FIRST_MACHINE_SEED16} is not in this clone (a shallow clone): its quotes cannot be checked")
+    q = Quotes()
+    _round15_history_quotes(q, text)
+    q.check()
