@@ -603,6 +603,9 @@ def _round15_quotes(q: Quotes):
                        "classes and the CNN teaches car ({pc} % of its pixels against the ViT's {pv} %).",
              lo=f"{min(region_cnn):.0f}", hi=f"{max(region_cnn):.0f}", pc=f"{shares['car'][2]:.0f}",
              pv=f"{shares['car'][3]:.0f}")
+    # notebook 01, the result up front
+    q.expect(NB01, "online distillation does pay: collab lifts the CNN {c} and the ViT {v} points (five fresh seeds)",
+             "cell-00", c=m("collab", "cnn"), v=m("collab", "vit"))
     # notebook 06, the outcome cell
     q.expect(NB06, "overfit their 50 scenes by {gc} / {gv} points (CNN / ViT), **every method lifts both students**: "
                    "collab by {cc} / {cv}, DML by {dc} / {dv}, KDCL by {kc} / {kv} points of test mIoU.",
