@@ -15,6 +15,11 @@ when the grid runner started the run) it records:
                       kernel also the command of the process that started the kernel (e.g. papermill's
                       command line), where the operating system tells it (Linux /proc)
   versions, device, precision, world_size, host, started (UTC)
+  machine             what decides how the arithmetic rounds (`machine_info()`): the processor, the CPU
+                      kernels torch picked (AVX2, AVX512, ...), a hash of the CPU's feature flags, the
+                      number of threads, and the GPU's name on CUDA. The same run is bit-identical on one
+                      machine; on another processor its numbers drift (docs/evidence.md, "Reproducing
+                      committed runs"), so runs compared pair by pair should share this record
 Every git field is None outside a git checkout or without git.
 """
 import hashlib
@@ -92,6 +97,42 @@ def command_line() -> dict:
     return info
 
 
+def _cpu_fields() -> dict:
+    """{"model name": ..., "flags": ...} of the first processor in /proc/cpuinfo (Linux); {} elsewhere."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    fields = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the first processor only
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def machine_info(device) -> dict:
+    """What makes the same run round differently from one machine to another (config.json "machine").
+
+    processor: /proc/cpuinfo's model name (platform.processor() elsewhere; None if unknown);
+    cpu_capability: the kernel family torch dispatches CPU operations to ("AVX2", "AVX512", "DEFAULT", ...;
+    None where torch does not say); cpu_flags_sha1: the first 12 hex digits of the sha1 of the CPU's feature
+    flags (None off Linux); threads: torch's intra-op threads; gpu: the CUDA device's name, None on a CPU.
+    """
+    cpu = _cpu_fields()
+    flags = cpu.get("flags") or cpu.get("Features")  # x86 / ARM
+    try:
+        capability = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # older torch
+        capability = None
+    device = torch.device(device)
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {"processor": cpu.get("model name") or platform.processor() or None, "cpu_capability": capability,
+            "cpu_flags_sha1": hashlib.sha1(" ".join(sorted(flags.split())).encode()).hexdigest()[:12] if flags else None,
+            "threads": torch.get_num_threads(), "gpu": gpu}
+
+
 def run_info(config, device, precision, world_size) -> dict:
     """config.json: everything needed to know what produced a run (see the module docstring)."""
     import timm
@@ -105,4 +146,5 @@ def run_info(config, device, precision, world_size) -> dict:
         "git_commit": CODE_COMMIT, "git_head_at_start": git_head(), **working_tree(),
         "device": str(device), "precision": precision, "world_size": world_size,
         "host": platform.node(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine_info(device),
     }

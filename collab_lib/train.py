@@ -24,8 +24,9 @@ One step (`train_step`):
 
 The run directory (rank 0 writes it):
   config.json     the full TrainConfig, command line, library versions, git commit and whether the
-                  checkout had uncommitted changes, device, precision (collab_lib/runinfo.py) of
-                  this session; after a resume "earlier_sessions" keeps those of the earlier ones
+                  checkout had uncommitted changes, device, precision, the machine (collab_lib/runinfo.py)
+                  of this session; after a resume "earlier_sessions" keeps those of the earlier ones
+                  (a resume on another machine says so: its numbers can drift from an uninterrupted run's)
   history.jsonl   one JSON object per line: {"kind": "train", "step", every loss term, "lr_cnn",
                   "lr_vit", "images_per_s"} at log intervals, {"kind": "eval", "step", "split",
                   "cnn_miou", "vit_miou", ...} at evaluations (split "val", and split "train" with
@@ -516,6 +517,11 @@ class RunFiles:
             info["parameters"]["loss"] = count_parameters(parts.loss_fn)
             if resumed:  # who ran the earlier sessions, with which code (config.json describes this one)
                 info["earlier_sessions"] = earlier_sessions(run_dir / "config.json")
+                other = other_machine(info["earlier_sessions"], info["machine"])
+                if other:
+                    print(f"resume: the session before this one ran on another machine ({other}); its processor "
+                          f"may round differently, so this run's numbers can differ from an uninterrupted run's "
+                          f"(bit-identical only on one machine)", file=sys.stderr)
             write_json(run_dir / "config.json", info)
             _truncate_history(files.history_path, state.step)  # records after the resumed checkpoint are void
             if not resumed:  # a fresh (or overwritten) run: nothing of an earlier one may survive
@@ -565,7 +571,7 @@ class RunFiles:
 
 
 SESSION_FIELDS = ("started", "git_commit", "git_head_at_start", "git_dirty", "git_diff_sha1", "command", "host",
-                  "device", "precision", "world_size", "resumed_from_step")
+                  "device", "precision", "world_size", "machine", "resumed_from_step")
 
 
 def earlier_sessions(config_json: Path) -> list:
@@ -576,6 +582,16 @@ def earlier_sessions(config_json: Path) -> list:
     except (OSError, ValueError):
         return []
     return [*old.get("earlier_sessions", []), {k: old[k] for k in SESSION_FIELDS if k in old}]
+
+
+def other_machine(sessions: list, machine: dict) -> str:
+    """"field: then -> now" for each field of config.json's "machine" on which the last of the earlier
+    `sessions` differs from `machine` (threads included: they change how sums are split); "" when it is
+    the same machine, or when the earlier session did not record one (runs from before the field)."""
+    then = (sessions[-1] if sessions else {}).get("machine")
+    if not then:
+        return ""
+    return ", ".join(f"{key}: {then.get(key)} -> {value}" for key, value in machine.items() if then.get(key) != value)
 
 
 def _truncate_history(path: Path, step: int) -> None:

@@ -144,6 +144,29 @@ def test_resume_is_exact(straight, tmp_path):
     assert info["resumed_from_step"] == 2 and len(info["earlier_sessions"]) == 1
     first = info["earlier_sessions"][0]
     assert first["resumed_from_step"] is None and first["git_commit"] == info["git_commit"] and "started" in first
+    assert first["machine"] == info["machine"] and info["machine"]["threads"] == torch.get_num_threads()
+
+
+def test_a_resume_on_another_machine_says_so(tmp_path, capsys):
+    """config.json records the machine; a resume whose earlier session ran elsewhere (here: its record altered
+    to another processor and kernel family) names what changed, and a resume on the same machine says nothing."""
+    from collab_lib.runinfo import machine_info
+
+    run = train(tiny(tmp_path / "run", stop_at_step=1))
+    here = json.loads((run / "config.json").read_text())["machine"]
+    assert here == machine_info("cpu") and here["gpu"] is None
+    assert isinstance(here["cpu_capability"], str) and here["cpu_capability"]  # torch >= 2.4 names its kernels
+    train(tiny(run, resume=True, stop_at_step=2))
+    assert "another machine" not in capsys.readouterr().err
+    info = json.loads((run / "config.json").read_text())
+    info["machine"] = {**here, "processor": "Some Other CPU", "cpu_capability": "AVX2"}
+    (run / "config.json").write_text(json.dumps(info))
+    train(tiny(run, resume=True))
+    err = capsys.readouterr().err
+    assert "resume: the session before this one ran on another machine" in err
+    assert f"processor: Some Other CPU -> {here['processor']}" in err and f"cpu_capability: AVX2 -> {here['cpu_capability']}" in err
+    sessions = json.loads((run / "config.json").read_text())["earlier_sessions"]
+    assert [s["machine"]["processor"] for s in sessions] == [here["processor"], "Some Other CPU"]
 
 
 def copy_run(source, target, names=("config.json", "history.jsonl", "metrics.json")):
