@@ -33,7 +33,7 @@ train: $(STAMP)
 
 # The whole suite: library and ledger tests, the course notebooks through nbval in their smoke
 # mode (COURSE_SMOKE=1: tiny runs, as CI), the papermill and command-line tests, and the browser
-# tests when Chromium is there. About 11-14 minutes on 2 CPU cores (README); the 15 slowest tests are
+# tests when Chromium is there. 4-14 minutes on 2 CPU cores, by processor (README); the 15 slowest tests are
 # listed at the end, for whoever keeps the suite fast.
 test: $(STAMP)
 	COURSE_SMOKE=$${COURSE_SMOKE:-1} $(PY) -m pytest tests research notebooks --nbval-lax --nbval-current-env -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
