@@ -19,11 +19,13 @@ in the repository's research/ledger.py (docs/evidence.md).
 import json
 import math
 import statistics
+import warnings
 from pathlib import Path
 
 import torch
 
 from .checkpoint import atomic_write_bytes
+from .runinfo import machine_differences
 from .losses import PixelBSDLoss, RegionBSDLoss, regions_to_pixels
 
 
@@ -254,6 +256,34 @@ def seed_metrics(folders, split: str, root) -> dict:
     return dict(sorted(results.items()))
 
 
+def _warn_other_machines(folders: list, seeds, root) -> None:
+    """Warn when the runs paired on a seed (one per folder entry of `folders`) were made on different machines
+    (their config.json "machine" records differ): a machine change moves a run by about the seeds' spread
+    (docs/evidence.md, round 15), so such a "gain" mixes the method with the machine. Runs made before the
+    record existed are not compared."""
+    machines = []
+    for folder in folders:
+        found = {}
+        for f in _as_folders(folder):
+            for q in Path(root, f).glob("seed*/config.json"):
+                try:
+                    found[int(q.parent.name[4:])] = json.loads(q.read_text()).get("machine")
+                except (OSError, ValueError):
+                    continue  # an unreadable config.json says nothing about its machine
+        machines.append(found)
+    mixed = []
+    for seed in seeds:
+        records = [m.get(seed) for m in machines]
+        first = next((r for r in records if r), None)
+        changes = {machine_differences(first, r) for r in records if r} - {""}
+        if changes:
+            mixed.append(f"seed {seed} ({'; '.join(sorted(changes))})")
+    if mixed:
+        warnings.warn(f"paired runs made on different machines (the run under {folders[0]} -> the one it is paired "
+                      f"with under {', '.join(map(str, folders[1:]))}): {', '.join(mixed)}; a machine change moves a "
+                      "run by about the seeds' spread: pair runs of one machine", stacklevel=3)
+
+
 def _gains_against(results: dict, draws: list, student: str) -> dict:
     """{seed: `student`'s mIoU x100 in `results` minus the mean of the `draws`' mIoU of the same seed}
     (each a {seed: metrics.json split} of seed_metrics; every draw must hold every seed of `results`)."""
@@ -273,7 +303,8 @@ def paired_gain_table(runs: dict, baseline: str | tuple = "independent", split: 
     seeds, each student's mIoU x100 (mean ± sample std), each student's mIoU minus the baseline's of
     the same seed (x100: with two seeds or more, their mean ± its standard error, sample std / sqrt(n),
     then the per-seed values in brackets), and the CNN's IoU x100 on `classes` (mean over seeds). A
-    seed that the baseline lacks is an error: a gain is only read against the same seed.
+    seed that the baseline lacks is an error: a gain is only read against the same seed. Runs paired on a
+    seed whose config.json machine records differ give a warning (a machine change moves a run too).
     """
     names = (baseline,) if isinstance(baseline, str) else tuple(baseline)
     draws = []
@@ -296,6 +327,8 @@ def paired_gain_table(runs: dict, baseline: str | tuple = "independent", split: 
         missing = sorted(set(results) - set(seeds))
         if missing:
             raise ValueError(f"{name}: seeds {missing} have no {label!r} run to pair with (under {_where(runs[names[0]], root)})")
+        if name not in names:
+            _warn_other_machines([folder, *(runs[b] for b in names)], results, root)
         cells = []
         for student in ("cnn", "vit"):
             values = [100 * r[student]["miou"] for r in results.values()]
@@ -321,7 +354,7 @@ def paired_gains(runs: dict, name: str, student: str, baseline: str | tuple = "i
     """{seed: student's mIoU x100 under `name` minus under `baseline`, same seed} (runs as in paired_gain_table).
 
     student: "cnn" or "vit"; baseline: a name, or a tuple of names whose runs of a seed are averaged (as in
-    paired_gain_table). A seed of `name` that a baseline lacks is an error.
+    paired_gain_table). A seed of `name` that a baseline lacks is an error; runs paired across machines warn.
     """
     if student not in ("cnn", "vit"):
         raise ValueError(f"student must be 'cnn' or 'vit', got {student!r}")
@@ -333,6 +366,7 @@ def paired_gains(runs: dict, name: str, student: str, baseline: str | tuple = "i
     if missing:
         raise ValueError(f"{name}: seeds {missing} have no {baseline!r} run to pair with "
                          f"(under {', '.join(_where(runs[b], root) for b in names)})")
+    _warn_other_machines([runs[name], *(runs[b] for b in names)], results, root)
     return _gains_against(results, draws, student)
 
 

@@ -133,6 +133,16 @@ def machine_info(device) -> dict:
             "threads": torch.get_num_threads(), "gpu": gpu}
 
 
+def machine_differences(first: dict | None, second: dict | None) -> str:
+    """"field: first -> second" for each field of two config.json "machine" records that differs (threads
+    included: they change how sums are split); "" when they agree or when either is missing (a run made
+    before the record existed)."""
+    if not first or not second:
+        return ""
+    return ", ".join(f"{key}: {first.get(key)} -> {second.get(key)}" for key in dict.fromkeys([*first, *second])
+                     if first.get(key) != second.get(key))
+
+
 def run_info(config, device, precision, world_size) -> dict:
     """config.json: everything needed to know what produced a run (see the module docstring)."""
     import timm

@@ -76,7 +76,7 @@ from .metrics import ConfusionMatrix
 from .models import check_input_size, count_parameters
 from .optim import build_optimizers, set_lr
 from .progress import Progress, format_seconds
-from .runinfo import run_info
+from .runinfo import machine_differences, run_info
 from .students import build_loss, build_students  # noqa: F401  (build_students: also imported from here)
 
 
@@ -585,13 +585,8 @@ def earlier_sessions(config_json: Path) -> list:
 
 
 def other_machine(sessions: list, machine: dict) -> str:
-    """"field: then -> now" for each field of config.json's "machine" on which the last of the earlier
-    `sessions` differs from `machine` (threads included: they change how sums are split); "" when it is
-    the same machine, or when the earlier session did not record one (runs from before the field)."""
-    then = (sessions[-1] if sessions else {}).get("machine")
-    if not then:
-        return ""
-    return ", ".join(f"{key}: {then.get(key)} -> {value}" for key, value in machine.items() if then.get(key) != value)
+    """runinfo.machine_differences between the last of the earlier `sessions` and this one's `machine`."""
+    return machine_differences((sessions[-1] if sessions else {}).get("machine"), machine)
 
 
 def _truncate_history(path: Path, step: int) -> None:

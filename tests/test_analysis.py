@@ -204,3 +204,35 @@ def test_the_library_holds_no_study():
     assert "results/sweeps" not in source and "STUDY" not in source
     assert "from .course" not in source and "import course" not in source
     assert inspect.signature(analysis.paired_gain_table).parameters["runs"].default is inspect.Parameter.empty
+
+
+def test_a_gain_paired_across_machines_is_warned_about(tmp_path, write_split_metrics):
+    """Runs paired on a seed whose config.json "machine" records differ (another processor's kernels round
+    otherwise) give a warning naming the seed and what differs; one machine, or runs without a record (made
+    before it existed), give none."""
+    import warnings
+
+    from collab_lib.analysis import paired_gain_table, paired_gains
+
+    here = {"processor": "CPU A", "cpu_capability": "AVX512", "cpu_flags_sha1": "abc", "threads": 1, "gpu": None}
+    for seed in (0, 1):
+        write_split_metrics(tmp_path / "base", seed, 0.40, 0.40)
+        write_split_metrics(tmp_path / "other", seed, 0.42, 0.43)
+    runs = {"base": "base", "other": "other"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no records at all: nothing to compare, no warning
+        assert paired_gains(runs, "other", "vit", "base", root=tmp_path) == pytest.approx({0: 3.0, 1: 3.0})
+        for folder in ("base", "other"):
+            for seed in (0, 1):
+                (tmp_path / folder / f"seed{seed}" / "config.json").write_text(json.dumps({"machine": here}))
+        paired_gains(runs, "other", "vit", "base", root=tmp_path)  # one machine: no warning
+        paired_gain_table(runs, baseline="base", classes=(), root=tmp_path)
+    (tmp_path / "other" / "seed1" / "config.json").write_text(
+        json.dumps({"machine": {**here, "processor": "CPU B", "cpu_capability": "AVX2"}}))
+    for read in (lambda: paired_gains(runs, "other", "vit", "base", root=tmp_path),
+                 lambda: paired_gain_table(runs, baseline="base", classes=(), root=tmp_path)):
+        with pytest.warns(UserWarning, match=r"different machines \(the run under other -> the one it is paired with "
+                                             r"under base\): seed 1 \(processor: CPU B -> CPU A, "
+                                             r"cpu_capability: AVX2 -> AVX512\)") as caught:
+            read()
+        assert "seed 0" not in str(caught[0].message)
