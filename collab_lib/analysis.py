@@ -244,33 +244,41 @@ def _where(folders, root) -> str:
     return ", ".join(str(Path(root, f)) for f in _as_folders(folders))
 
 
-def seed_metrics(folders, split: str, root) -> dict:
-    """{seed: metrics.json[split]} over seed<N>/ under one folder or a tuple of folders pooled (a seed in one only)."""
-    results = {}
+def _seed_runs(folders, root) -> dict:
+    """{seed: run directory} of the finished runs (seed<N>/metrics.json) under one folder or a tuple of folders
+    pooled; a seed in more than one of them is an error."""
+    runs = {}
     for folder in _as_folders(folders):
         for q in sorted(Path(root, folder).glob("seed*/metrics.json"), key=lambda q: int(q.parent.name[4:])):
             seed = int(q.parent.name[4:])
-            if seed in results:
+            if seed in runs:
                 raise ValueError(f"seed {seed} is in more than one of the folders {folders!r}: pool only distinct seeds")
-            results[seed] = json.loads(q.read_text())[split]
-    return dict(sorted(results.items()))
+            runs[seed] = q.parent
+    return dict(sorted(runs.items()))
 
 
-def _warn_other_machines(folders: list, seeds, root) -> None:
-    """Warn when the runs paired on a seed (one per folder entry of `folders`) were made on different machines
-    (their config.json "machine" records differ): a machine change moves a run by about the seeds' spread
-    (docs/evidence.md, round 15), so such a "gain" mixes the method with the machine. Runs made before the
-    record existed are not compared."""
-    machines = []
-    for folder in folders:
-        found = {}
-        for f in _as_folders(folder):
-            for q in Path(root, f).glob("seed*/config.json"):
-                try:
-                    found[int(q.parent.name[4:])] = json.loads(q.read_text()).get("machine")
-                except (OSError, ValueError):
-                    continue  # an unreadable config.json says nothing about its machine
-        machines.append(found)
+def seed_metrics(folders, split: str, root) -> dict:
+    """{seed: metrics.json[split]} over seed<N>/ under one folder or a tuple of folders pooled (a seed in one only)."""
+    return {seed: json.loads((run / "metrics.json").read_text())[split] for seed, run in _seed_runs(folders, root).items()}
+
+
+def _seed_machines(folders, root) -> dict:
+    """{seed: its run's config.json "machine" record, None for a run made before the record existed or without a
+    readable config.json} (folders as in seed_metrics)."""
+    machines = {}
+    for seed, run in _seed_runs(folders, root).items():
+        try:
+            machines[seed] = json.loads((run / "config.json").read_text()).get("machine")
+        except (OSError, ValueError):
+            machines[seed] = None  # an unreadable config.json says nothing about its machine
+    return machines
+
+
+def _warn_other_machines(labels: list, machines: list, seeds) -> None:
+    """Warn when the runs paired on a seed were made on different machines (their config.json "machine" records
+    differ): a machine change moves a run by about the seeds' spread (docs/evidence.md, round 15), so such a
+    "gain" mixes the method with the machine. labels: the folders, as the warning names them; machines: one
+    _seed_machines per folder, in the same order. Runs made before the record existed are not compared."""
     mixed = []
     for seed in seeds:
         records = [m.get(seed) for m in machines]
@@ -279,8 +287,8 @@ def _warn_other_machines(folders: list, seeds, root) -> None:
         if changes:
             mixed.append(f"seed {seed} ({'; '.join(sorted(changes))})")
     if mixed:
-        warnings.warn(f"paired runs made on different machines (the run under {folders[0]} -> the one it is paired "
-                      f"with under {', '.join(map(str, folders[1:]))}): {', '.join(mixed)}; a machine change moves a "
+        warnings.warn(f"paired runs made on different machines (the run under {labels[0]} -> the one it is paired "
+                      f"with under {', '.join(map(str, labels[1:]))}): {', '.join(mixed)}; a machine change moves a "
                       "run by about the seeds' spread: pair runs of one machine", stacklevel=3)
 
 
@@ -315,6 +323,7 @@ def paired_gain_table(runs: dict, baseline: str | tuple = "independent", split: 
     seeds = sorted(draws[0])
     if any(sorted(d) != seeds for d in draws):
         raise ValueError(f"baseline {names}: the runs do not have the same seeds ({[sorted(d) for d in draws]})")
+    base_machines = [_seed_machines(runs[b], root) for b in names]
     label = names[0] if len(names) == 1 else "mean of " + " and ".join(names)
     head = ("| configuration | seeds | CNN mIoU | ViT mIoU | CNN minus independent: mean ± s.e. (per seed) | "
             "ViT minus independent: mean ± s.e. (per seed) | "
@@ -328,7 +337,8 @@ def paired_gain_table(runs: dict, baseline: str | tuple = "independent", split: 
         if missing:
             raise ValueError(f"{name}: seeds {missing} have no {label!r} run to pair with (under {_where(runs[names[0]], root)})")
         if name not in names:
-            _warn_other_machines([folder, *(runs[b] for b in names)], results, root)
+            _warn_other_machines([folder, *(runs[b] for b in names)], [_seed_machines(folder, root), *base_machines],
+                                 results)
         cells = []
         for student in ("cnn", "vit"):
             values = [100 * r[student]["miou"] for r in results.values()]
@@ -366,7 +376,8 @@ def paired_gains(runs: dict, name: str, student: str, baseline: str | tuple = "i
     if missing:
         raise ValueError(f"{name}: seeds {missing} have no {baseline!r} run to pair with "
                          f"(under {', '.join(_where(runs[b], root) for b in names)})")
-    _warn_other_machines([runs[name], *(runs[b] for b in names)], results, root)
+    _warn_other_machines([runs[name], *(runs[b] for b in names)],
+                         [_seed_machines(runs[n], root) for n in (name, *names)], results)
     return _gains_against(results, draws, student)
 
 
