@@ -67,6 +67,9 @@ class TrainConfig:
     temperature: float = _opt(1.0, "softmax temperature of the logit distillation")
     require_correct: bool = _opt(True, "pixel-wise BSD: a teacher pixel must also be correct")
     require_learner_wrong: bool = _opt(False, "pixel-wise BSD (the kit's variant): transfer only where the learner is wrong")
+    selective: bool = _opt(True, "collab: region- and pixel-wise BSD select who teaches where (false = the kit's "
+                                 "control arm: both transfer on every valid region / pixel, both ways)")
+    w_dml: float = _opt(1.0, "dml: weight of the DML term (DML's own is 1; collab's w_pixel matches the pixel term)")
     warmup: float = _opt(0.2, "fraction of the steps over which distillation ramps in linearly "
                               "(0.2: from 0 at the start to full weight at 20 % of the run)")
     # ---- optimisation (see collab_lib/optim.py) ------------------------------------------

@@ -41,8 +41,13 @@ CONFIGURATIONS = {
     "collab_no_region": dict(method="collab", use_region=False),
     "collab_no_pixel": dict(method="collab", use_pixel=False),
     "hfd_only": dict(method="collab", use_region=False, use_pixel=False),
+    # The selectivity study (research/selectivity.md): collab without its selection, and DML at collab's pixel weight.
+    "collab_nonselective": dict(method="collab", selective=False),
+    "dml_w0.3": dict(method="dml", w_dml=0.3),
 }
 METHODS_ONLY = ["independent", "dml", "kdcl", "collab"]
+# The CPU grid of results/cpu: the four methods and collab's ablations (not the later study's configurations).
+CPU_GRID = ("independent", "dml", "kdcl", "collab", "collab_no_hfd", "collab_no_region", "collab_no_pixel", "hfd_only")
 
 # Settings the grid chooses for each run itself, with the option that chooses them. An override of one would be
 # overwritten (the loss switches: overwritten for some configurations only), so run_grid and --set refuse them.
@@ -89,9 +94,9 @@ _CPU_V1_BASE = dict(
 )
 _CPU_BASE = dict(_CPU_V1_BASE, lr_cnn=0.03, lr_vit=3e-3, w_pixel=0.3, train_samples=50)
 RECIPES = {
-    "cpu": Recipe(_CPU_BASE, tuple(CONFIGURATIONS), (0, 1, 2),
+    "cpu": Recipe(_CPU_BASE, CPU_GRID, (0, 1, 2),
                   "whole grid on a 2-core CPU: 64x128 synthetic scenes, 50 train scenes, 400 steps, 128-wide decoders"),
-    "cpu-v1": Recipe(_CPU_V1_BASE, tuple(CONFIGURATIONS), (0, 1, 2),
+    "cpu-v1": Recipe(_CPU_V1_BASE, CPU_GRID, (0, 1, 2),
                      "the first CPU grid (2026-11-22), the students' usual learning rates: kept to reproduce results/cpu-v1"),
     "cpu-mini": Recipe(_CPU_BASE, tuple(METHODS_ONLY), (0,),
                        "the four methods, one seed: what a learner runs from notebook 06"),
@@ -101,7 +106,7 @@ RECIPES = {
     "gpu": Recipe(dict(dataset="streets", image_size=(256, 512), crop_size=(256, 256), train_samples=200,
                        val_samples=100, test_samples=250, steps=4000, batch_size=16, eval_interval=500,
                        log_interval=50, checkpoint_interval=500, workers=8, progress="log"),
-                  tuple(CONFIGURATIONS), (0, 1, 2), "one GPU: 256x512 scenes, 4000 steps"),
+                  CPU_GRID, (0, 1, 2), "one GPU: 256x512 scenes, 4000 steps"),
 }
 
 

@@ -32,7 +32,8 @@ def build_loss(config: TrainConfig, cnn, vit, ignore_index: int = 255) -> Collab
         cnn, vit, method=config.method, w_hfd=config.w_hfd, w_region=config.w_region, w_pixel=config.w_pixel,
         use_hfd=config.use_hfd, use_region=config.use_region, use_pixel=config.use_pixel,
         region_size=config.region_size, temperature=config.temperature, require_correct=config.require_correct,
-        require_learner_wrong=config.require_learner_wrong, warmup=config.warmup, ignore_index=ignore_index,
+        require_learner_wrong=config.require_learner_wrong, selective=config.selective, w_dml=config.w_dml,
+        warmup=config.warmup, ignore_index=ignore_index,
     )
 
 

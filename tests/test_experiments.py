@@ -6,24 +6,31 @@ import pytest
 
 import collab_lib.train
 from collab_lib import experiments
-from collab_lib.experiments import CONFIGURATIONS, RECIPES, collect_results, markdown_table, run_grid, summarize
+from collab_lib.experiments import CONFIGURATIONS, CPU_GRID, RECIPES, collect_results, markdown_table, run_grid, summarize
 from collab_lib.train import SetupError
 
 
 def test_every_configuration_shares_the_recipe_and_only_the_loss_differs(tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(collab_lib.train, "train", lambda config: seen.append(config))
-    run_grid("cpu", tmp_path, seeds=[0, 1])
+    run_grid("cpu", tmp_path, seeds=[0, 1], configurations=list(CONFIGURATIONS))
     assert len(seen) == 2 * len(CONFIGURATIONS)
-    loss_fields = {"method", "use_hfd", "use_region", "use_pixel"}
+    loss_fields = {"method", "use_hfd", "use_region", "use_pixel", "selective", "w_dml"}
     for seed in (0, 1):
         configs = [c.to_dict() for c in seen if c.seed == seed]
         shared = [{k: v for k, v in c.items() if k not in loss_fields | {"run_dir"}} for c in configs]
         assert all(s == shared[0] for s in shared)  # students, data, schedule, budget, seed: identical
     methods = {(c.method, c.use_hfd, c.use_region, c.use_pixel) for c in seen}
     assert ("collab", False, True, True) in methods and ("collab", True, False, False) in methods
+    assert {(c.method, c.selective, c.w_dml) for c in seen} >= {("collab", False, 1.0), ("dml", True, 0.3)}
     assert all(c.resume for c in seen)  # an interrupted run continues from last.pt
     assert {c.recipe for c in seen} == {"cpu"}  # config.json names the recipe that started the run
+
+
+def test_the_cpu_recipe_keeps_its_grid():
+    """results/cpu's eight configurations; the selectivity study's arms are asked for by name."""
+    assert RECIPES["cpu"].configurations == CPU_GRID and len(CPU_GRID) == 8
+    assert set(CONFIGURATIONS) - set(CPU_GRID) == {"collab_nonselective", "dml_w0.3"}
 
 
 def test_finished_runs_are_skipped(tmp_path, monkeypatch):

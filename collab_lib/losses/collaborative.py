@@ -5,7 +5,9 @@
     dml:         distill = w_dml * L_dml
     kdcl:        distill = w_kdcl * L_kdcl
     collab:      distill = w_hfd * L_hfd + w_region * L_region + w_pixel * L_pixel
-                 (each term switchable for ablations: use_hfd, use_region, use_pixel)
+                 (each term switchable for ablations: use_hfd, use_region, use_pixel;
+                 selective=False: the BSD terms transfer on every valid region / pixel
+                 both ways, the control arm that isolates the selection)
 
 r(t) = min(1, progress / warmup) ramps distillation in linearly over the first
 `warmup` fraction of training (warmup = 0: r = 1 from the start): students that
@@ -92,7 +94,7 @@ class CollaborativeLoss(nn.Module):
         use_hfd: bool = True, use_region: bool = True, use_pixel: bool = True,
         region_size: int = 8, temperature: float = 1.0, require_correct: bool = True,
         warmup: float = 0.2, ignore_index: int = 255, w_dml: float = 1.0, w_kdcl: float = 1.0,
-        require_learner_wrong: bool = False,
+        require_learner_wrong: bool = False, selective: bool = True,
     ):
         super().__init__()
         _check_student("cnn", cnn, "cnn")
@@ -115,10 +117,11 @@ class CollaborativeLoss(nn.Module):
                 self.hfd = HFDLoss(cnn.low_channels, vit.low_channels)
                 self.weights["hfd"] = w_hfd
             if use_region:
-                self.region = RegionBSDLoss(cnn.embed_channels, vit.embed_channels, region_size, ignore_index)
+                self.region = RegionBSDLoss(cnn.embed_channels, vit.embed_channels, region_size, ignore_index,
+                                            selective=selective)
                 self.weights["region"] = w_region
             if use_pixel:
-                self.pixel = PixelBSDLoss(temperature, require_correct, ignore_index, require_learner_wrong)
+                self.pixel = PixelBSDLoss(temperature, require_correct, ignore_index, require_learner_wrong, selective)
                 self.weights["pixel"] = w_pixel
         self.last_info = {}
 

@@ -19,6 +19,9 @@ transfers nothing; `require_correct=False` drops the correctness condition.
 `require_learner_wrong=True` (the kit's variant, not the paper's) also asks that
 the learner be wrong at that pixel, so knowledge moves only where it corrects a
 mistake, not where both students are right and one is merely more confident.
+`selective=False` (the kit's control arm, not the paper's) drops the selection
+altogether: every valid pixel transfers both ways, which is DML's loss
+(dml.py) at the same weight, temperature and warm-up.
 
 One computation, in two steps: `forward` takes the logits to the labels' size
 and their log-softmax, then `from_log_probs` decides and transfers. The
@@ -86,7 +89,8 @@ class PixelBSDLoss(nn.Module):
         "cnn_teaches", "vit_teaches"  bool: the pixel transfers CNN -> ViT / ViT -> CNN
         "both_right", "both_wrong"    bool, over valid pixels (argmax vs label)
         "kl_map"   float32: the KL transferred at each pixel (nats at temperature T,
-                   not times T^2), 0 where nothing is transferred
+                   not times T^2), 0 where nothing is transferred (selective=False: the
+                   sum of both directions' KL)
         "loss_cnn_teaches", "loss_vit_teaches"  0-dim, each direction's term (times T^2)
         "frac_cnn_teaches", "frac_vit_teaches", "frac_both_right", "frac_both_wrong"
                    0-dim, shares of the valid pixels
@@ -94,10 +98,10 @@ class PixelBSDLoss(nn.Module):
     """
 
     def __init__(self, temperature: float = 1.0, require_correct: bool = True, ignore_index: int = 255,
-                 require_learner_wrong: bool = False):
+                 require_learner_wrong: bool = False, selective: bool = True):
         super().__init__()
         self.temperature, self.require_correct, self.ignore_index = check_temperature(temperature), require_correct, ignore_index
-        self.require_learner_wrong = require_learner_wrong
+        self.require_learner_wrong, self.selective = require_learner_wrong, selective
 
     def forward(self, logits_cnn, logits_vit, target):
         check_logits_pair(logits_cnn, logits_vit, target)
@@ -133,6 +137,8 @@ class PixelBSDLoss(nn.Module):
                 if self.require_learner_wrong:  # transfer only where it corrects the learner's argmax
                     cnn_teaches = cnn_teaches & ~right_v
                     vit_teaches = vit_teaches & ~right_c
+                if not self.selective:  # the control arm: no selection, every valid pixel both ways (= DML)
+                    cnn_teaches, vit_teaches = valid, valid
 
             # The transfer: softened log-probabilities (at T = 1 the ones above); the teacher's is a target (detached).
             if T != 1.0:
@@ -143,7 +149,8 @@ class PixelBSDLoss(nn.Module):
             loss_vit_teaches = T * T * masked_mean(kl_cnn_learns, vit_teaches)
 
         zero = torch.zeros_like(kl_vit_learns)
-        transferred = torch.where(cnn_teaches, kl_vit_learns, torch.where(vit_teaches, kl_cnn_learns, zero))
+        # Selective: at most one direction per pixel. Non-selective: both, so the map is their sum.
+        transferred = torch.where(cnn_teaches, kl_vit_learns, zero) + torch.where(vit_teaches, kl_cnn_learns, zero)
         both_right, both_wrong = right_c & right_v, valid & ~right_c & ~right_v
         info = {
             "cnn_teaches": cnn_teaches,

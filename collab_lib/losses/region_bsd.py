@@ -31,6 +31,9 @@ layout; the kit implements them as follows.
 - A region's d is the mean of the per-cell d over all its cells (also cells
   whose pixels are partly or wholly ignore: the decision used the valid pixels, the
   transfer covers the region).
+- `selective=False` (the kit's control arm, not the paper's) drops the
+  selection: every region with a valid pixel transfers both ways, at the same
+  weight (the decision's CE is still computed, for the info maps only).
 - Each direction's mean divides by its own region count; with no region going
   one way that term is exactly 0 (and still in the graph, so both connectors
   get a (zero) gradient every step, as DDP without find_unused_parameters needs).
@@ -152,7 +155,9 @@ class RegionBSDLoss(nn.Module):
       loss: 0-dim float32 (each term a mean d in [0, 4]).
       info (all detached), over the region grid (B, Hr, Wr):
         "direction"      int64: 1 = CNN teaches ViT, -1 = ViT teaches CNN, 0 = no transfer
-                         (no valid pixel, or equal CE)
+                         (no valid pixel, or equal CE); selective=False: 0 everywhere
+                         (both ways: read the two masks below)
+        "cnn_teaches", "vit_teaches"  bool: the region transfers CNN -> ViT / ViT -> CNN
         "region_ce_cnn", "region_ce_vit"  float32 mean CE (nats) over the region's valid
                          pixels; NaN where the region has no valid pixel
         "region_valid"   bool, the region has at least one valid pixel
@@ -170,7 +175,7 @@ class RegionBSDLoss(nn.Module):
 
     def __init__(
         self, cnn_channels: int, vit_channels: int, region_size: int = 8, ignore_index: int = 255,
-        gather_cells: bool | None = None,
+        gather_cells: bool | None = None, selective: bool = True,
     ):
         super().__init__()
         if region_size < 1:
@@ -179,7 +184,7 @@ class RegionBSDLoss(nn.Module):
             raise ValueError(f"gather_cells: expected None (automatic), True or False, got {gather_cells!r}")
         self.cnn_channels, self.vit_channels = cnn_channels, vit_channels
         self.region_size, self.ignore_index = region_size, ignore_index
-        self.gather_cells = gather_cells
+        self.gather_cells, self.selective = gather_cells, selective
         # Connectors on the learning side only; the target is always the teacher's own embed.
         # 1x1 convs, written as nn.Linear over channels-last rows (the same map, one matrix product).
         self.to_cnn = nn.Linear(vit_channels, cnn_channels)  # ViT learns when the CNN teaches
@@ -232,6 +237,8 @@ class RegionBSDLoss(nn.Module):
             # NaN (no valid pixel) compares False both ways: such regions transfer nothing.
             cnn_teaches = region_ce_c < region_ce_v
             vit_teaches = region_ce_v < region_ce_c  # equal CE: neither
+            if not self.selective:  # the control arm: no selection, every valid region both ways
+                cnn_teaches, vit_teaches = region_valid, region_valid
             direction = cnn_teaches.long() - vit_teaches.long()
 
         # 2. The transfer, per cell: the learner's embed through its connector chases the teacher's
@@ -259,6 +266,8 @@ class RegionBSDLoss(nn.Module):
 
         info = {
             "direction": direction,
+            "cnn_teaches": cnn_teaches,
+            "vit_teaches": vit_teaches,
             "region_ce_cnn": region_ce_c,
             "region_ce_vit": region_ce_v,
             "region_valid": region_valid,
