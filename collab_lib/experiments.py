@@ -177,7 +177,7 @@ def _finished(run_dir: Path) -> bool:
 def check_finished_run(run_dir: Path, config: TrainConfig) -> None:
     """SetupError naming each changed field when the finished run in run_dir was trained with other settings than
     `config`: skipping it would report its numbers as those of the planned settings (e.g. 400 steps for 800)."""
-    from .train import SetupError
+    from .errors import SetupError
 
     saved_path = run_dir / "config.json"
     if not saved_path.exists():
@@ -362,7 +362,7 @@ def main(argv=None):
         return
     if not args.summary_only:
         from .data import DatasetError
-        from .train import SetupError, TrainingInterrupted, user_message
+        from .errors import SetupError, TrainingInterrupted, user_message
 
         try:
             run_grid(args.recipe, out, args.configurations, args.seeds, overrides, dry_run=args.dry_run)

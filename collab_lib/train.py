@@ -72,25 +72,13 @@ from .checkpoint import (atomic_write_bytes, get_rng_state, load_checkpoint, rea
                          set_rng_state, snapshot_path, write_json)
 from .config import TrainConfig, changed_settings, describe_changes, parse_args
 from .data import DatasetError, build_dataset
+from .errors import SetupError, TrainingInterrupted, user_message  # noqa: F401  (also imported from here)
 from .metrics import ConfusionMatrix
 from .models import check_input_size, count_parameters
 from .optim import build_optimizers, set_lr
 from .progress import Progress, format_seconds
 from .runinfo import machine_differences, run_info
 from .students import build_loss, build_students  # noqa: F401  (build_students: also imported from here)
-
-
-class TrainingInterrupted(Exception):
-    """SIGINT/SIGTERM arrived; a checkpoint was written. `resume=True` continues from it."""
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.signum = signum
-
-
-class SetupError(ValueError):
-    """A run cannot start as configured (sizes, a too small training split, a resume with other settings).
-    The message says what to do; the command line prints it without a traceback."""
 
 
 # ---- device and precision -----------------------------------------------------------------
@@ -853,16 +841,6 @@ def train(config: TrainConfig) -> Path:
         return run_dir
     finally:
         distributed.cleanup()
-
-
-def user_message(error: Exception) -> str:
-    """The text of a user error without the worker's traceback that a DataLoader worker process wraps
-    around an exception raised there (a bad mask found while loading): only the original message."""
-    text = str(error)
-    marker = f"{type(error).__name__}: "
-    if "Original Traceback" in text and marker in text:
-        return text.rsplit(marker, 1)[1].strip()
-    return text
 
 
 def main(argv=None) -> None:
