@@ -89,28 +89,26 @@ def test_pretrained_without_network_names_the_local_option(monkeypatch):
         build_student("segformer_b0", num_classes=3, pretrained=True)
 
 
-def test_channels_last_changes_only_rounding_except_the_cnn_dropout_draw():
+def test_channels_last_changes_only_rounding_and_at_most_the_dropout_draw():
     """What a channels-last run changes (README "Longer training", the placebo): float rounding for both
-    students, and for the CNN which elements ASPP's nn.Dropout drops (it fills its mask in memory order)."""
+    students, and at most which elements the dropouts drop (the CNN's ASPP nn.Dropout, SegFormer's
+    Dropout2d). Whether a draw changes is a property of torch's mask filling on the host's kernels (memory
+    order), not of the kit, so it is not asserted: with dropout off, training mode agrees too, on any build."""
     import copy
 
     torch.manual_seed(0)
     x = torch.randn(2, 3, 64, 64)
-    for name, same_in_training in (("segformer_b0", True), ("deeplabv3plus_resnet18", False)):
+    for name in ("segformer_b0", "deeplabv3plus_resnet18"):
         nchw = build_student(name, num_classes=5, decoder_channels=32)
         nhwc = copy.deepcopy(nchw).to(memory_format=torch.channels_last)
         x_cl = x.contiguous(memory_format=torch.channels_last)
         with torch.no_grad():  # eval mode (no dropout, BN running stats untouched): the layouts agree up to rounding
             assert torch.allclose(nchw.eval()(x).logits, nhwc.eval()(x_cl).logits, atol=1e-4), name
+        # Every dropout kind (the CNN's nn.Dropout in ASPP, SegFormer's Dropout2d before its classifier) off.
+        dropouts = [m for model in (nchw, nhwc) for m in model.modules()
+                    if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
+        assert any(m.p > 0 for m in dropouts), name  # each student has one that drops (so this test tests it)
+        for module in dropouts:
+            module.p = 0.0
         nchw.train(), nhwc.train()
-        torch.manual_seed(1)
-        a = nchw(x).logits
-        torch.manual_seed(1)
-        b = nhwc(x_cl).logits
-        assert torch.allclose(a, b, atol=1e-4) is same_in_training, name
-        if not same_in_training:  # the cause is the dropout: without it, training mode agrees too
-            for model in (nchw, nhwc):
-                for module in model.modules():
-                    if isinstance(module, torch.nn.Dropout):
-                        module.p = 0.0
-            assert torch.allclose(nchw(x).logits, nhwc(x_cl).logits, atol=1e-4), name
+        assert torch.allclose(nchw(x).logits, nhwc(x_cl).logits, atol=1e-4), name
