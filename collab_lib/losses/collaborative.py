@@ -30,27 +30,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..names import METHODS
 from .checks import check_logits_pair, float32_zone
+from .common import masked_mean, upsample_logits
 from .dml import DMLLoss
 from .hfd import HFDLoss
 from .kdcl import KDCLLoss
 from .pixel_bsd import PixelBSDLoss
 from .region_bsd import RegionBSDLoss
-
-METHODS = ("independent", "dml", "kdcl", "collab")
-
-
-def upsample_logits(logits: torch.Tensor, size) -> torch.Tensor:
-    """(B, K, h, w) logits -> float32 (B, K, H, W) at the labels' size (bilinear); unchanged if already there."""
-    if tuple(logits.shape[-2:]) == tuple(size):
-        return logits.float()
-    return F.interpolate(logits.float(), size=tuple(size), mode="bilinear", align_corners=False)
-
-
-def mean_over_valid(ce: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Mean of a per-pixel map over the valid pixels; 0 (still in the graph) when there is none.
-    torch.where, so that nothing from an ignored pixel leaks in; the count stays on the device."""
-    return torch.where(valid, ce, torch.zeros_like(ce)).sum() / valid.sum().clamp_min(1).to(ce.dtype)
 
 
 def segmentation_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
@@ -58,7 +45,7 @@ def segmentation_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: in
     with float32_zone(logits):
         target = target.long()
         ce = F.cross_entropy(upsample_logits(logits, target.shape[-2:]), target, ignore_index=ignore_index, reduction="none")
-        return mean_over_valid(ce, target != ignore_index)
+        return masked_mean(ce, target != ignore_index)
 
 
 def _check_student(name: str, student, kind: str) -> None:
@@ -167,7 +154,7 @@ class CollaborativeLoss(nn.Module):
             valid = labels != self.ignore_index
             ce_map_cnn = F.nll_loss(log_p_cnn, labels, ignore_index=self.ignore_index, reduction="none")  # (B, H, W)
             ce_map_vit = F.nll_loss(log_p_vit, labels, ignore_index=self.ignore_index, reduction="none")
-            ce_cnn, ce_vit = mean_over_valid(ce_map_cnn, valid), mean_over_valid(ce_map_vit, valid)
+            ce_cnn, ce_vit = masked_mean(ce_map_cnn, valid), masked_mean(ce_map_vit, valid)
         terms = {"ce_cnn": ce_cnn.detach(), "ce_vit": ce_vit.detach()}
         infos, raw = {}, {}
 

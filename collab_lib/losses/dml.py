@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import check_logits_pair, check_temperature, float32_zone
+from .common import kl_map, masked_mean, upsample_logits
 
 
 class DMLLoss(nn.Module):
@@ -32,26 +33,21 @@ class DMLLoss(nn.Module):
 
     def forward(self, logits_cnn, logits_vit, target):
         check_logits_pair(logits_cnn, logits_vit, target)
-        T, size = self.temperature, tuple(target.shape[-2:])
-        valid = target != self.ignore_index
-        count = valid.sum().clamp_min(1)  # valid pixels, on the device; none valid: the terms are 0, not NaN
+        T, valid = self.temperature, target != self.ignore_index
         with float32_zone(logits_cnn):
-            z_c, z_v = logits_cnn.float(), logits_vit.float()
-            if tuple(z_c.shape[-2:]) != size:  # bilinear, to the labels' size
-                z_c = F.interpolate(z_c, size=size, mode="bilinear", align_corners=False)
-            if tuple(z_v.shape[-2:]) != size:
-                z_v = F.interpolate(z_v, size=size, mode="bilinear", align_corners=False)
+            z_c, z_v = upsample_logits(logits_cnn, target.shape[-2:]), upsample_logits(logits_vit, target.shape[-2:])
             log_p_c, log_p_v = F.log_softmax(z_c / T, dim=1), F.log_softmax(z_v / T, dim=1)
-            teacher_c, teacher_v = log_p_c.detach(), log_p_v.detach()  # each side is only a target for the other
-            kl_cnn_learns = (teacher_v.exp() * (teacher_v - log_p_c)).sum(1)  # KL(sg(p_v^T) || p_c^T), (B, H, W)
-            kl_vit_learns = (teacher_c.exp() * (teacher_c - log_p_v)).sum(1)  # KL(sg(p_c^T) || p_v^T)
-            # Means over valid pixels; torch.where, so that nothing from an ignored pixel can leak in.
-            cnn_learns = T * T * (torch.where(valid, kl_cnn_learns, torch.zeros_like(kl_cnn_learns)).sum() / count.float())
-            vit_learns = T * T * (torch.where(valid, kl_vit_learns, torch.zeros_like(kl_vit_learns)).sum() / count.float())
+            # each side is only a target for the other (detached)
+            kl_cnn_learns = kl_map(log_p_v.detach(), log_p_c)  # KL(sg(p_v^T) || p_c^T), (B, H, W)
+            kl_vit_learns = kl_map(log_p_c.detach(), log_p_v)  # KL(sg(p_c^T) || p_v^T)
+            # means over valid pixels; none valid: the terms are 0, not NaN
+            cnn_learns = T * T * masked_mean(kl_cnn_learns, valid)
+            vit_learns = T * T * masked_mean(kl_vit_learns, valid)
+        zero = torch.zeros_like(kl_cnn_learns)
         info = {
             "cnn_learns": cnn_learns.detach(),
             "vit_learns": vit_learns.detach(),
-            "kl_cnn_learns": (kl_cnn_learns * valid).detach(),
-            "kl_vit_learns": (kl_vit_learns * valid).detach(),
+            "kl_cnn_learns": torch.where(valid, kl_cnn_learns, zero).detach(),
+            "kl_vit_learns": torch.where(valid, kl_vit_learns, zero).detach(),
         }
         return cnn_learns + vit_learns, info

@@ -32,38 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_aspect, check_batch, check_map, float32_zone
-
-
-def channels_last(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, h, w) -> (B, h, w, C), a view. The feature terms work channels-last: a 1x1 conv is then
-    an nn.Linear (one matrix product) and normalising over channels is one fused layer_norm."""
-    return x.permute(0, 2, 3, 1)
-
-
-def channel_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """norm(x): standardise each location's feature vector over channels, (x - mean_c) / sqrt(var_c + eps).
-
-    Channels-last (B, h, w, C) -> float32 (B, h, w, C): LayerNorm over channels
-    without an affine part. The kit standardises because the features of a BN-ReLU
-    CNN and of a LayerNorm ViT differ in scale: it removes scale and offset per location.
-    """
-    return F.layer_norm(x.float(), (x.shape[-1],), eps=eps)
-
-
-def feature_distance(student: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """d per location: mean over channels of (norm(student) - norm(target))^2, in [0, 4].
-
-    student, target: channels-last (B, h, w, C), same shape -> float32 (B, h, w).
-    The caller passes a detached target (stop-gradient).
-    """
-    if student.shape != target.shape:
-        raise ValueError(f"feature_distance: student {tuple(student.shape)} vs target {tuple(target.shape)}")
-    with float32_zone(student):
-        with torch.no_grad():  # the target is a constant: normalised without building a graph
-            target = channel_norm(target)
-        # F.mse_loss(reduction='none') is (a - b)^2 elementwise, one op forward and one backward (cheaper than .sub().pow(2)).
-        return F.mse_loss(channel_norm(student), target, reduction="none").mean(dim=-1)
+from .checks import check_aspect, check_batch, check_map
+from .common import channels_last, feature_distance
 
 
 def resize_channels_last(x: torch.Tensor, size) -> torch.Tensor:

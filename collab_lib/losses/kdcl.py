@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import check_logits_pair, check_temperature, float32_zone
+from .common import kl_map, masked_mean, upsample_logits
 
 
 class KDCLLoss(nn.Module):
@@ -34,26 +35,21 @@ class KDCLLoss(nn.Module):
 
     def forward(self, logits_cnn, logits_vit, target):
         check_logits_pair(logits_cnn, logits_vit, target)
-        T, size = self.temperature, target.shape[-2:]
+        T, valid = self.temperature, target != self.ignore_index
         with float32_zone(logits_cnn):
-            z_c, z_v = (
-                z.float() if z.shape[-2:] == size else F.interpolate(z.float(), size=size, mode="bilinear", align_corners=False)
-                for z in (logits_cnn, logits_vit)
-            )
+            z_c, z_v = upsample_logits(logits_cnn, target.shape[-2:]), upsample_logits(logits_vit, target.shape[-2:])
             log_q = F.log_softmax((z_c + z_v).detach() / (2 * T), dim=1)  # the ensemble teacher, a target only
-            q = log_q.exp()
-            kl_cnn_learns = (q * (log_q - F.log_softmax(z_c / T, dim=1))).sum(1)  # KL(q || p_c^T), (B, H, W)
-            kl_vit_learns = (q * (log_q - F.log_softmax(z_v / T, dim=1))).sum(1)  # KL(q || p_v^T)
-            valid = target != self.ignore_index
-            pixels = valid.sum().clamp_min(1).float()  # mean over valid pixels; none valid: the terms are 0, not NaN
-            zero = torch.zeros_like(kl_cnn_learns)
-            cnn_learns = T * T * (torch.where(valid, kl_cnn_learns, zero).sum() / pixels)
-            vit_learns = T * T * (torch.where(valid, kl_vit_learns, zero).sum() / pixels)
+            kl_cnn_learns = kl_map(log_q, F.log_softmax(z_c / T, dim=1))  # KL(q || p_c^T), (B, H, W)
+            kl_vit_learns = kl_map(log_q, F.log_softmax(z_v / T, dim=1))  # KL(q || p_v^T)
+            # means over valid pixels; none valid: the terms are 0, not NaN
+            cnn_learns = T * T * masked_mean(kl_cnn_learns, valid)
+            vit_learns = T * T * masked_mean(kl_vit_learns, valid)
+        zero = torch.zeros_like(kl_cnn_learns)
         info = {
             "cnn_learns": cnn_learns.detach(),
             "vit_learns": vit_learns.detach(),
             "ensemble_pred": log_q.argmax(1),
-            "kl_cnn_learns": (kl_cnn_learns * valid).detach(),
-            "kl_vit_learns": (kl_vit_learns * valid).detach(),
+            "kl_cnn_learns": torch.where(valid, kl_cnn_learns, zero).detach(),
+            "kl_vit_learns": torch.where(valid, kl_vit_learns, zero).detach(),
         }
         return cnn_learns + vit_learns, info

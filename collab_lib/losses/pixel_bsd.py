@@ -36,13 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import check_logits_pair, check_temperature, float32_zone
-
-
-def upsample_logits(logits: torch.Tensor, size) -> torch.Tensor:
-    """(B, K, h, w) logits -> float32 (B, K, H, W) at the labels' size (bilinear); unchanged if already there."""
-    if tuple(logits.shape[-2:]) == tuple(size):
-        return logits.float()
-    return F.interpolate(logits.float(), size=tuple(size), mode="bilinear", align_corners=False)
+from .common import fraction, kl_map, masked_mean, upsample_logits
 
 
 def is_correct(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -54,30 +48,6 @@ def is_correct(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) 
     """
     label = torch.where(valid, target.long(), torch.zeros_like(target, dtype=torch.long))
     return valid & (logits.gather(1, label.unsqueeze(1)).squeeze(1) >= logits.amax(dim=1))
-
-
-def kl_map(log_p_teacher: torch.Tensor, log_p_student: torch.Tensor) -> torch.Tensor:
-    """KL(p_teacher || p_student) per pixel, in nats: (B, K, H, W) log-probabilities -> (B, H, W).
-
-    The caller passes `log_p_teacher.detach()` (stop-gradient): then autograd
-    records only the student's side (one product in the backward, no second exp as in F.kl_div).
-    """
-    return (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(1)
-
-
-def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of `values` over `mask`; exactly 0 (still in the graph) when the mask is empty.
-
-    torch.where (not values * mask): a non-finite value outside the mask cannot
-    leak in; the count is clamped to 1 on the device (never read on the host).
-    """
-    total = torch.where(mask, values, torch.zeros_like(values)).sum()
-    return total / mask.sum().clamp_min(1).to(values.dtype)
-
-
-def fraction(mask: torch.Tensor, among: torch.Tensor) -> torch.Tensor:
-    """Share of `among` (bool) where `mask` holds; 0 when `among` is empty. A detached float32 0-dim tensor."""
-    return ((mask & among).sum() / among.sum().clamp_min(1)).float().detach()
 
 
 class PixelBSDLoss(nn.Module):

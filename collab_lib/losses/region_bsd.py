@@ -7,7 +7,7 @@ labels teaches the other one, in feature space:
     CNN teaches in r  <=>  CE_c(r) < CE_v(r);   ViT teaches in r  <=>  CE_v(r) < CE_c(r)
     L_region = mean over CNN-teaches regions r of mean_cells(r) d(to_cnn(embed_v), sg(embed_c))
              + mean over ViT-teaches regions r of mean_cells(r) d(to_vit(embed_c), sg(embed_v))
-    d(a, b)  = mean_channels (norm(a) - norm(b))^2,  norm = standardise over channels (HFD's d, hfd.py)
+    d(a, b)  = mean_channels (norm(a) - norm(b))^2,  norm = standardise over channels (HFD's d, common.py)
 
 embed_c (B, E_c, h, w), embed_v (B, E_v, h, w) at stride 4; to_cnn, to_vit: 1x1
 convs (connectors) on the learning side only; sg = stop-gradient (`.detach()`):
@@ -60,13 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import check_aspect, check_batch, check_logits_pair, check_map, check_target, float32_zone, label_stride
-
-
-def upsample_logits(logits: torch.Tensor, size) -> torch.Tensor:
-    """(B, K, h, w) logits -> float32 (B, K, H, W) at the labels' size (bilinear); unchanged if already there."""
-    if tuple(logits.shape[-2:]) == tuple(size):
-        return logits.float()
-    return F.interpolate(logits.float(), size=tuple(size), mode="bilinear", align_corners=False)
+from .common import channels_last, feature_distance, fraction, masked_mean, upsample_logits
 
 
 def fit_to(x: torch.Tensor, size) -> torch.Tensor:
@@ -109,18 +103,6 @@ def regions_to_pixels(region_map: torch.Tensor, region_pixels: int, size) -> tor
     """
     up = region_map.repeat_interleave(region_pixels, dim=-2).repeat_interleave(region_pixels, dim=-1)
     return fit_to(up, size)  # label pixels beyond the grid (< one stride) were not counted: 0
-
-
-def feature_distance(student: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """d per row: mean over channels of (norm(student) - norm(target))^2; rows (N, E) -> float32 (N,).
-
-    HFD's d (the same operations as hfd.feature_distance). The caller passes a detached target.
-    """
-    with float32_zone(student):
-        with torch.no_grad():  # the target is a constant: normalised without building a graph
-            target = F.layer_norm(target.float(), target.shape[-1:], eps=1e-5)
-        student = F.layer_norm(student.float(), student.shape[-1:], eps=1e-5)
-        return F.mse_loss(student, target, reduction="none").mean(dim=-1)
 
 
 def transfer_map(connector: nn.Module, learner: torch.Tensor, teacher: torch.Tensor, cells: torch.Tensor):
@@ -202,13 +184,8 @@ class RegionBSDLoss(nn.Module):
             )
         return self.from_ce_maps(embed_cnn, embed_vit, ce_cnn, ce_vit, target)
 
-    def from_ce_maps(self, embed_cnn, embed_vit, ce_cnn, ce_vit, target):
-        """The loss from the embeds and each student's per-pixel CE: (loss, info) as forward's.
-
-        ce_cnn, ce_vit: float32 (B, H, W), each student's CE (nats) at label resolution
-        against `target`, 0 at ignored pixels: F.cross_entropy(upsampled logits,
-        target, reduction="none"), as forward computes it. Only read (detached).
-        """
+    def _check_inputs(self, embed_cnn, embed_vit, ce_cnn, ce_vit, target) -> int:
+        """from_ce_maps' argument checks (shapes only); returns the label stride of embed_cnn (4)."""
         check_map("embed_cnn", embed_cnn, self.cnn_channels)
         check_map("embed_vit", embed_vit, self.vit_channels)
         check_batch("embed_vit", embed_vit, "embed_cnn", embed_cnn)
@@ -219,17 +196,16 @@ class RegionBSDLoss(nn.Module):
                 raise ValueError(f"{name}: expected a per-pixel CE map of the target's shape {tuple(target.shape)}, got {shape}")
         stride = label_stride("embed_cnn", embed_cnn, target)
         check_aspect("embed_vit", embed_vit.shape[-2:], "embed_cnn", embed_cnn.shape[-2:])
-        h, w = embed_cnn.shape[-2:]
-        if tuple(embed_vit.shape[-2:]) != (h, w):
-            embed_vit = F.interpolate(embed_vit, size=(h, w), mode="bilinear", align_corners=False)
-        cell = self.region_size * stride  # side of a region in label pixels
-        self.region_pixels = cell
+        return stride
 
-        # 1. Who is reliable where: mean CE per region over valid pixels. A decision, not a loss.
-        with torch.no_grad(), float32_zone(embed_cnn):
+    @torch.no_grad()
+    def decide(self, ce_cnn, ce_vit, target, grid, cell):
+        """Which way each region transfers, from each student's per-pixel CE (B, H, W) against `target`:
+        (cnn_teaches, vit_teaches, region_ce_cnn, region_ce_vit, region_valid), each (B, Hr, Wr), for
+        regions of cell x cell label pixels over the `grid` (h * stride, w * stride) under the feature map."""
+        with float32_zone(ce_cnn):
             ce_c, ce_v = ce_cnn.detach().float(), ce_vit.detach().float()
             valid = target != self.ignore_index
-            grid = (h * stride, w * stride)  # label pixels under the feature grid
             region_ce, region_valid = region_mean(
                 fit_to(torch.stack([ce_c, ce_v], dim=1), grid), fit_to(valid.float(), grid), cell
             )
@@ -239,13 +215,31 @@ class RegionBSDLoss(nn.Module):
             vit_teaches = region_ce_v < region_ce_c  # equal CE: neither
             if not self.selective:  # the control arm: no selection, every valid region both ways
                 cnn_teaches, vit_teaches = region_valid, region_valid
-            direction = cnn_teaches.long() - vit_teaches.long()
+        return cnn_teaches, vit_teaches, region_ce_c, region_ce_v, region_valid
+
+    def from_ce_maps(self, embed_cnn, embed_vit, ce_cnn, ce_vit, target):
+        """The loss from the embeds and each student's per-pixel CE: (loss, info) as forward's.
+
+        ce_cnn, ce_vit: float32 (B, H, W), each student's CE (nats) at label resolution
+        against `target`, 0 at ignored pixels: F.cross_entropy(upsampled logits,
+        target, reduction="none"), as forward computes it. Only read (detached).
+        """
+        stride = self._check_inputs(embed_cnn, embed_vit, ce_cnn, ce_vit, target)
+        h, w = embed_cnn.shape[-2:]
+        if tuple(embed_vit.shape[-2:]) != (h, w):
+            embed_vit = F.interpolate(embed_vit, size=(h, w), mode="bilinear", align_corners=False)
+        cell = self.region_size * stride  # side of a region in label pixels
+        self.region_pixels = cell
+
+        # 1. Who is reliable where: mean CE per region over valid pixels. A decision, not a loss.
+        cnn_teaches, vit_teaches, region_ce_c, region_ce_v, region_valid = self.decide(
+            ce_cnn, ce_vit, target, (h * stride, w * stride), cell)
 
         # 2. The transfer, per cell: the learner's embed through its connector chases the teacher's
         # (detached) embed, on the cells of the regions that go its way; d = 0 on the other cells.
         # One channels-last copy of each embed, as rows (B*h*w, E): the learner's input and (detached) the target.
-        rows_c = embed_cnn.permute(0, 2, 3, 1).reshape(-1, self.cnn_channels)
-        rows_v = embed_vit.permute(0, 2, 3, 1).reshape(-1, self.vit_channels)
+        rows_c = channels_last(embed_cnn).reshape(-1, self.cnn_channels)
+        rows_v = channels_last(embed_vit).reshape(-1, self.vit_channels)
         cells_vit_learns = regions_to_pixels(cnn_teaches, self.region_size, (h, w))  # each region painted on its cells
         cells_cnn_learns = regions_to_pixels(vit_teaches, self.region_size, (h, w))
         gather = self.gather_cells if self.gather_cells is not None else embed_cnn.device.type == "cpu"
@@ -256,16 +250,12 @@ class RegionBSDLoss(nn.Module):
         ], dim=1)
 
         # 3. Per-region mean d (exact where the direction is chosen: all its cells carry d; 0 elsewhere),
-        # then each direction's mean over its own regions: exactly 0, still in the graph, when none goes
-        # that way (torch.where, so nothing from another region leaks in; the counts stay on the device).
+        # then each direction's mean over its own regions: exactly 0, still in the graph, when none goes that way.
         dist_vit_learns, dist_cnn_learns = F.avg_pool2d(dist, self.region_size, self.region_size, ceil_mode=True).unbind(1)
-        zero = torch.zeros_like(dist_vit_learns)
-        loss_cnn_teaches = torch.where(cnn_teaches, dist_vit_learns, zero).sum() / cnn_teaches.sum().clamp_min(1).float()
-        loss_vit_teaches = torch.where(vit_teaches, dist_cnn_learns, zero).sum() / vit_teaches.sum().clamp_min(1).float()
-        valid_regions = region_valid.sum().clamp_min(1)
-
+        loss_cnn_teaches = masked_mean(dist_vit_learns, cnn_teaches)
+        loss_vit_teaches = masked_mean(dist_cnn_learns, vit_teaches)
         info = {
-            "direction": direction,
+            "direction": cnn_teaches.long() - vit_teaches.long(),
             "cnn_teaches": cnn_teaches,
             "vit_teaches": vit_teaches,
             "region_ce_cnn": region_ce_c,
@@ -275,7 +265,7 @@ class RegionBSDLoss(nn.Module):
             "dist_cnn_learns": dist_cnn_learns.detach(),
             "loss_cnn_teaches": loss_cnn_teaches.detach(),
             "loss_vit_teaches": loss_vit_teaches.detach(),
-            "frac_cnn_teaches": ((cnn_teaches & region_valid).sum() / valid_regions).float(),
-            "frac_vit_teaches": ((vit_teaches & region_valid).sum() / valid_regions).float(),
+            "frac_cnn_teaches": fraction(cnn_teaches, region_valid),
+            "frac_vit_teaches": fraction(vit_teaches, region_valid),
         }
         return loss_cnn_teaches + loss_vit_teaches, info
