@@ -44,7 +44,8 @@ def build_students_and_batch(args):
 
     from collab_lib.config import TrainConfig
     from collab_lib.data import build_dataset
-    from collab_lib.train import build_students, resolve_device
+    from collab_lib.hardware import resolve_device
+    from collab_lib.students import build_students
 
     device = resolve_device(args.device)
     torch.manual_seed(0)
@@ -73,9 +74,10 @@ def build_step(args, config, method, device, memory_format, cnn, vit, images, la
 
     import torch
 
+    from collab_lib.hardware import AMP_DTYPES
     from collab_lib.losses import CollaborativeLoss
     from collab_lib.optim import build_optimizers
-    from collab_lib.train import AMP_DTYPES, train_step
+    from collab_lib.train import train_step
 
     config = dataclasses.replace(config, method=method)
     loss_fn = CollaborativeLoss(cnn, vit, method=config.method, w_hfd=config.w_hfd, w_region=config.w_region,

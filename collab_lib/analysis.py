@@ -65,8 +65,7 @@ def load_trained_students(run_dir, checkpoint="last.pt", split: str = "test"):
     """(cnn, vit, config, dataset) of a finished run: the students rebuilt from its config.json with the
     weights of `checkpoint` (a file in run_dir, or a path), in eval mode on the CPU, and its `split` as
     the trainer evaluates it (no augmentation, full image_size)."""
-    from .students import load_students
-    from .train import make_dataset
+    from .students import load_students, make_dataset
 
     run_dir = Path(run_dir)
     path = Path(checkpoint) if Path(checkpoint).is_absolute() else run_dir / checkpoint
@@ -145,6 +144,7 @@ def write_report(root, teaching_split: str = "test") -> Path:
     import matplotlib.pyplot as plt
 
     from .experiments import collect_results, markdown_table, summarize
+    from .viz.results import plot_miou_by_configuration
 
     root = Path(root)
     df = collect_results(root)
@@ -155,76 +155,9 @@ def write_report(root, teaching_split: str = "test") -> Path:
              "Synthetic street scenes (collab_lib.data, 'streets'). Test split, read once at the end of each run; "
              "settings were not chosen on it. mIoU in points (x100), mean ± sample std over seeds; "
              "gains against `independent`.", "", markdown_table(summary), ""]
-
-    per_class = per_class_table(df)
-    if not per_class.empty:
-        lines += ["## Per-class test IoU (mean over seeds)", "",
-                  "| class | " + " | ".join(per_class.columns) + " |", "|---|" + "---|" * len(per_class.columns)]
-        for name, row in per_class.iterrows():
-            lines.append(f"| {name} | " + " | ".join(_fmt(v) for v in row) + " |")
-        lines.append("")
-        gains = {f"{c}/{st}": per_class[f"{c}/{st}"] - per_class[f"independent/{st}"]
-                 for c in ("dml", "kdcl", "collab") for st in ("cnn", "vit")
-                 if f"{c}/{st}" in per_class.columns and f"independent/{st}" in per_class.columns}
-        if gains:
-            lines += ["## Per-class gain over independent (test IoU points, mean over seeds)", "",
-                      "| class | " + " | ".join(gains) + " |", "|---|" + "---|" * len(gains)]
-            for name in per_class.index:
-                lines.append(f"| {name} | " + " | ".join(_fmt(g[name], sign=True) for g in gains.values()) + " |")
-            lines.append("")
-    if (df.configuration == "independent").any():
-        table = complementarity_table(df)
-        runs = int((df.configuration == "independent").sum())
-        lines += [f"## Complementarity: independently trained students, per class (test IoU, {runs} runs)", "",
-                  "A student leads on a class only when the gap is larger than the two seed spreads together.", "",
-                  "| class | CNN | ViT | CNN - ViT | leads |", "|---|---|---|---|---|"]
-        for name, row in table.iterrows():
-            cell = lambda m, s: _fmt(m) + ("" if math.isnan(s) else f" ± {_fmt(s)}")  # noqa: E731
-            lines.append(f"| {name} | {cell(row.cnn_mean, row.cnn_std)} | {cell(row.vit_mean, row.vit_std)} | "
-                         f"{_fmt(row.gap, sign=True)} | {row.lead} |")
-        cnn_leads, vit_leads = list(table.index[table.lead == "cnn"]), list(table.index[table.lead == "vit"])
-        lines += ["", f"The CNN leads on {len(cnn_leads)} classes ({', '.join(cnn_leads) or 'none'}), "
-                      f"the ViT on {len(vit_leads)} ({', '.join(vit_leads) or 'none'}).", ""]
-
-    collab_runs = df[df.configuration == "collab"]["run_dir"].tolist()
-    # The shares need each run's weights; a committed run keeps only its text files (results/**/*.pt is ignored).
-    weighed = [r for r in collab_runs if (Path(r) / "last.pt").is_file()]
-    without = [Path(r).name for r in collab_runs if r not in weighed]
-    if collab_runs and not weighed:
-        lines += ["## Which classes each student teaches (collab)", "",
-                  f"Not computed: none of the {len(collab_runs)} collab runs here has its last.pt (committed runs keep "
-                  "only their text files). Train a run again with the same settings to see its shares.", ""]
-    if weighed:
-        import pandas as pd
-
-        shares = pd.concat([teaching_table(r, teaching_split) for r in weighed]).groupby(level=0, sort=False).mean()
-        missing = f" ({len(without)} of the {len(collab_runs)} collab runs have no last.pt: {', '.join(without)})" if without else ""
-        lines += [f"## Which classes each student teaches (collab, {teaching_split} split, mean over {len(weighed)} runs)", "",
-                  "Share of each class's labelled pixels where the CNN / the ViT teaches, region-wise (the region's "
-                  f"direction painted on its pixels) and pixel-wise{missing}.", "",
-                  "| class | region: CNN teaches | region: ViT teaches | pixel: CNN teaches | pixel: ViT teaches |",
-                  "|---|---|---|---|---|"]
-        for name, row in shares.iterrows():
-            lines.append(f"| {name} | {_fmt(row.region_cnn)} | {_fmt(row.region_vit)} | {_fmt(row.pixel_cnn)} | {_fmt(row.pixel_vit)} |")
-        lines.append("")
-
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=False)
-    for axis, student, title in ((axes[0], "cnn", "CNN student (DeepLabV3+)"), (axes[1], "vit", "ViT student (SegFormer)")):
-        names = list(summary.index)
-        means = [100 * summary.loc[n, f"{student}_mean"] for n in names]
-        stds = [0 if math.isnan(summary.loc[n, f"{student}_std"]) else 100 * summary.loc[n, f"{student}_std"] for n in names]
-        axis.bar(range(len(names)), means, yerr=stds, capsize=3,
-                 color=["#888888" if n == "independent" else "#1f77b4" if n in ("dml", "kdcl") else "#d62728" for n in names])
-        for i, name in enumerate(names):
-            seeds = df[df.configuration == name][f"{student}_miou"].astype(float) * 100
-            axis.scatter([i] * len(seeds), seeds, color="black", s=8, zorder=3)
-        axis.set_xticks(range(len(names)), names, rotation=35, ha="right")
-        axis.set_ylabel("test mIoU (x100)")
-        axis.set_title(title)
-        low = min(means) - 3 * max(stds + [1])
-        axis.set_ylim(max(0, low), max(means) + 3 * max(stds + [1]))
-    figure.suptitle(f"{root.name}: synthetic street scenes, test split (bars: mean ± std; dots: seeds)", fontsize=10)
-    figure.tight_layout()
+    lines += _per_class_sections(df) + _complementarity_section(df) + _teaching_section(df, teaching_split)
+    figure = plot_miou_by_configuration(df, order=list(summary.index),
+                                        title=f"{root.name}: synthetic street scenes, test split (dots: seeds, bars: mean)")
     # Both files atomically (a temp file renamed): an interrupted report leaves the previous one whole.
     atomic_write_bytes(root / "summary.png", lambda f: figure.savefig(f, format="png", dpi=90))
     plt.close(figure)
@@ -233,6 +166,72 @@ def write_report(root, teaching_split: str = "test") -> Path:
     text = "\n".join(lines) + "\n"
     atomic_write_bytes(path, lambda f: f.write(text.encode()))
     return path
+
+
+def _markdown_rows(header: list, rows) -> list:
+    """A Markdown table: the header line, its rule, one line per row (each a list of cells)."""
+    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
+
+
+def _per_class_sections(df) -> list:
+    """SUMMARY.md: per-class test IoU of each configuration and student, and the gain over independent."""
+    per_class = per_class_table(df)
+    if per_class.empty:
+        return []
+    lines = ["## Per-class test IoU (mean over seeds)", ""]
+    lines += _markdown_rows(["class", *per_class.columns],
+                            ([name, *(_fmt(v) for v in row)] for name, row in per_class.iterrows())) + [""]
+    gains = {f"{c}/{st}": per_class[f"{c}/{st}"] - per_class[f"independent/{st}"]
+             for c in ("dml", "kdcl", "collab") for st in ("cnn", "vit")
+             if f"{c}/{st}" in per_class.columns and f"independent/{st}" in per_class.columns}
+    if gains:
+        lines += ["## Per-class gain over independent (test IoU points, mean over seeds)", ""]
+        lines += _markdown_rows(["class", *gains], ([name, *(_fmt(g[name], sign=True) for g in gains.values())]
+                                                    for name in per_class.index)) + [""]
+    return lines
+
+
+def _complementarity_section(df) -> list:
+    """SUMMARY.md: where each independently trained student leads (complementarity_table)."""
+    if not (df.configuration == "independent").any():
+        return []
+    table = complementarity_table(df)
+    runs = int((df.configuration == "independent").sum())
+    cell = lambda m, s: _fmt(m) + ("" if math.isnan(s) else f" ± {_fmt(s)}")  # noqa: E731
+    lines = [f"## Complementarity: independently trained students, per class (test IoU, {runs} runs)", "",
+             "A student leads on a class only when the gap is larger than the two seed spreads together.", ""]
+    lines += _markdown_rows(["class", "CNN", "ViT", "CNN - ViT", "leads"],
+                            ([name, cell(row.cnn_mean, row.cnn_std), cell(row.vit_mean, row.vit_std),
+                              _fmt(row.gap, sign=True), row.lead] for name, row in table.iterrows()))
+    cnn_leads, vit_leads = list(table.index[table.lead == "cnn"]), list(table.index[table.lead == "vit"])
+    return lines + ["", f"The CNN leads on {len(cnn_leads)} classes ({', '.join(cnn_leads) or 'none'}), "
+                        f"the ViT on {len(vit_leads)} ({', '.join(vit_leads) or 'none'}).", ""]
+
+
+def _teaching_section(df, split: str) -> list:
+    """SUMMARY.md: which classes each student teaches, over the collab runs that still have their last.pt."""
+    collab_runs = df[df.configuration == "collab"]["run_dir"].tolist()
+    # The shares need each run's weights; a committed run keeps only its text files (results/**/*.pt is ignored).
+    weighed = [r for r in collab_runs if (Path(r) / "last.pt").is_file()]
+    without = [Path(r).name for r in collab_runs if r not in weighed]
+    if not weighed:
+        return [] if not collab_runs else [
+            "## Which classes each student teaches (collab)", "",
+            f"Not computed: none of the {len(collab_runs)} collab runs here has its last.pt (committed runs keep "
+            "only their text files). Train a run again with the same settings to see its shares.", ""]
+    import pandas as pd
+
+    shares = pd.concat([teaching_table(r, split) for r in weighed]).groupby(level=0, sort=False).mean()
+    missing = f" ({len(without)} of the {len(collab_runs)} collab runs have no last.pt: {', '.join(without)})" if without else ""
+    lines = [f"## Which classes each student teaches (collab, {split} split, mean over {len(weighed)} runs)", "",
+             "Share of each class's labelled pixels where the CNN / the ViT teaches, region-wise (the region's "
+             f"direction painted on its pixels) and pixel-wise{missing}.", ""]
+    lines += _markdown_rows(["class", "region: CNN teaches", "region: ViT teaches", "pixel: CNN teaches",
+                             "pixel: ViT teaches"],
+                            ([name, _fmt(row.region_cnn), _fmt(row.region_vit), _fmt(row.pixel_cnn), _fmt(row.pixel_vit)]
+                             for name, row in shares.iterrows()))
+    return lines + [""]
 
 
 def _as_folders(folders) -> tuple:

@@ -9,6 +9,16 @@ For a GPU or real data, raise image_size / crop_size / decoder widths / steps
 is generated from the fields below: `--image-size 128 256`, `--no-augment`,
 `--crop-size none`, `--config runs/x/config.json` (load a saved config; flags
 given after it override it).
+
+Settings no recipe changes, and when to change them (tests/test_settings_reach_the_trainer.py checks
+that each reaches what the trainer builds):
+    --cnn-weights resnet18.pth --vit-weights pvt_v2_b0.pth   ImageNet backbones without network: full timm
+                                                             state_dicts saved where there is network
+    --data-seed 1                 another draw of the scenes (and their augmentation), the same for every method
+    --cache-dir /data/scenes      large scenes (512x1024) rendered once, read back as PNGs by later runs
+    --momentum 0.9 --weight-decay-cnn 1e-4 --weight-decay-vit 0.01 --lr-warmup 0.05 --poly-power 0.9
+                                  the optimisers and their schedule (collab_lib/optim.py); the defaults shown
+                                  are DeepLab's and SegFormer's usual ones
 """
 import argparse
 import dataclasses
@@ -18,9 +28,7 @@ import difflib
 import typing
 from dataclasses import dataclass, field
 
-from .data import DATASET_NAMES
-from .losses import METHODS
-from .models import STUDENTS
+from .names import CNN_STUDENTS, DATASET_NAMES, METHODS, VIT_STUDENTS
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -43,13 +51,16 @@ class TrainConfig:
     val_samples: int | None = _opt(100, "streets: number of validation scenes")
     test_samples: int | None = _opt(250, "streets: number of test scenes (read only for the final numbers)")
     endless: bool = _opt(False, "streets: a fresh scene for every item instead of a fixed, finite set")
+    cache_dir: str | None = _opt(None, "streets: render each scene once to PNGs in this folder and read them back "
+                                       "later (large sizes; shared by loader workers and runs; the same pixels); "
+                                       "none = render in memory. An endless training split is never cached")
     data_seed: int = _opt(0, "seed of the scenes and of their augmentation (the same for every method)")
     augment: bool = _opt(True, "training augmentation (scale, crop, flip, colour jitter)")
     class_names: tuple[str, ...] | None = _opt(None, "folder dataset: the class names, label value i = name i "
                                                      "(none = read ROOT/classes.txt, one name per line)")
     # ---- students -----------------------------------------------------------------------
-    cnn: str = _opt("deeplabv3plus_resnet18", "CNN student", tuple(n for n in STUDENTS if "deeplab" in n))
-    vit: str = _opt("segformer_b0", "ViT student", tuple(n for n in STUDENTS if "segformer" in n))
+    cnn: str = _opt("deeplabv3plus_resnet18", "CNN student", CNN_STUDENTS)
+    vit: str = _opt("segformer_b0", "ViT student", VIT_STUDENTS)
     pretrained: bool = _opt(False, "ImageNet weights from timm (needs network or a cache)")
     cnn_decoder_channels: int = _opt(128, "DeepLabV3+: width of ASPP and decoder (the usual DeepLabV3+ is 256; 128 keeps CPU runs short)")
     vit_decoder_channels: int = _opt(128, "SegFormer: width of the all-MLP decoder (SegFormer-B0/B1 use 256; 128 keeps CPU runs short)")
@@ -100,7 +111,7 @@ class TrainConfig:
     compile: bool = _opt(False, "torch.compile both students and the loss's terms (slow first steps; "
                                 "rarely pays on CPU)")
     channels_last: bool | None = _opt(None, "channels-last (NHWC) memory format (none = on CUDA only); not "
-                                      "bit-identical to NCHW: other rounding, and the CNN's ASPP dropout drops other elements")
+                                      "bit-identical to NCHW: other rounding, and the CNN's ASPP dropout may drop other elements (torch's mask order)")
     workers: int = _opt(2, "DataLoader worker processes (0 = load in the training process)")
     # ---- run ----------------------------------------------------------------------------
     seed: int = _opt(0, "seed of the students' initialisation, dropout and data order")
@@ -310,7 +321,7 @@ def convert_setting(name: str, value, hint):
 # Settings that may change when a run is resumed: they do not change the maths of a step.
 RUNTIME_FIELDS = {"resume", "overwrite", "device", "workers", "progress", "log_interval", "eval_interval",
                   "checkpoint_interval", "stop_at_step", "compile", "run_dir", "data_root", "train_eval_samples",
-                  "snapshot_steps", "recipe"}
+                  "snapshot_steps", "recipe", "cache_dir"}
 
 
 def plain(value):

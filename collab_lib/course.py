@@ -27,8 +27,10 @@ import torch
 from .checkpoint import read_history as read_history_file
 from .checkpoint import snapshot_path  # noqa: F401  (the notebooks call course.snapshot_path)
 from .config import RUNTIME_FIELDS, TrainConfig, convert_setting, plain
-from .losses.hfd import channels_last
+from .losses.common import channels_last
 from .students import load_students  # noqa: F401  (the notebooks call course.load_students)
+from .students import make_dataset
+from .train import train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNS = REPO_ROOT / "runs"
@@ -133,8 +135,6 @@ def train_with_snapshots(config: TrainConfig, snapshot_steps=()) -> Path:
     """Train `config` from scratch into config.run_dir, with the weights at each of `snapshot_steps`
     (between 0 and config.steps) kept as step_<n>.pt (the trainer's snapshot_steps: weights only;
     the run is the same one `train(config)` would produce without them)."""
-    from .train import train  # the trainer pulls in the data pipeline: import it only when training
-
     steps = tuple(sorted(s for s in set(snapshot_steps) if 0 < s < config.steps))
     # overwrite: a fresh run, which also removes an earlier run's snapshots (they would show other weights)
     return train(dataclasses.replace(config, snapshot_steps=steps, resume=False, overwrite=True))
@@ -154,8 +154,6 @@ def list_checkpoints(run_dir) -> dict:
 
 def eval_dataset(config: TrainConfig, split: str = "val"):
     """The run's `split` as the trainer evaluates it (no augmentation, full image_size)."""
-    from .train import make_dataset
-
     return make_dataset(config, split, train=False)
 
 

@@ -51,8 +51,8 @@ def evaluate_run(run_dir, checkpoint="best", split=None, dataset=None, data_root
     elif data_root is not None:
         changes["data_root"] = data_root
     config = dataclasses.replace(config, **changes)
-    if config.dataset == "folder" and config.class_names is None and config.data_root and \
-            not (Path(config.data_root) / CLASSES_FILE).is_file():
+    if (config.dataset == "folder" and config.class_names is None and config.data_root
+            and not (Path(config.data_root) / CLASSES_FILE).is_file()):
         config = dataclasses.replace(config, class_names=tuple(run.class_names))  # the students' classes
     split = split or config.eval_split
     data = make_dataset(config, split, train=False)

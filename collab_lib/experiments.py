@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from .config import TrainConfig, changed_settings, describe_changes, plain
+from .errors import SetupError, TrainingInterrupted, user_message
 
 try:
     import fcntl
@@ -126,7 +127,7 @@ def run_grid(recipe="cpu", out_dir=None, configurations=None, seeds=None, overri
         raise ValueError(f"unknown configurations {unknown}; valid: {', '.join(CONFIGURATIONS)}")
     seeds = list(plan.seeds if seeds is None else seeds)
     out = Path(out_dir or f"results/{recipe}")
-    from .train import train  # imported here so that summarising needs no training stack
+    from .train import train  # imported here so that summarising (main --summary-only) needs neither torch nor timm
 
     planned = []
     for seed in seeds:  # seed-major: an interrupted grid still has complete method comparisons for the first seeds
@@ -177,8 +178,6 @@ def _finished(run_dir: Path) -> bool:
 def check_finished_run(run_dir: Path, config: TrainConfig) -> None:
     """SetupError naming each changed field when the finished run in run_dir was trained with other settings than
     `config`: skipping it would report its numbers as those of the planned settings (e.g. 400 steps for 800)."""
-    from .errors import SetupError
-
     saved_path = run_dir / "config.json"
     if not saved_path.exists():
         return  # nothing to compare: the trainer writes config.json as a run starts, so only hand-made folders lack it
@@ -361,8 +360,7 @@ def main(argv=None):
         print(describe_runs(out, args.recipe))
         return
     if not args.summary_only:
-        from .data import DatasetError
-        from .errors import SetupError, TrainingInterrupted, user_message
+        from .data import DatasetError  # the scene generator and the trainer load only when a grid trains
 
         try:
             run_grid(args.recipe, out, args.configurations, args.seeds, overrides, dry_run=args.dry_run)

@@ -7,6 +7,7 @@ Progress(mode, total, initial, enabled):
   "none" silent
   "auto" "bar" inside Jupyter or when stdout and stderr are both a terminal, else "log".
 `enabled=False` (every DDP rank but rank 0) is "none" whatever the mode.
+`loss_text(...)` writes what the trainer shows at each log step.
 """
 import sys
 
@@ -59,3 +60,14 @@ def format_seconds(seconds: float) -> str:
     """12.7 -> "0m12s", 3725 -> "1h02m"."""
     seconds = int(seconds)
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def loss_text(step: int, steps: int, means: dict, lr_cnn: float, lr_vit: float, images_per_s: float,
+              eta_s: float) -> tuple[str, str]:
+    """(summary, line) for Progress.show at a log step: the bar's postfix (the loss terms without the
+    teaching shares and the ramp, 3 decimals) and the log line (every term, the learning rates, the speed)."""
+    shown = {k: v for k, v in means.items() if not k.endswith("teaches") and k != "ramp"}
+    summary = " ".join(f"{k} {v:.3f}" for k, v in shown.items())
+    line = (f"step {step}/{steps} | " + " ".join(f"{k} {v:.4f}" for k, v in means.items())
+            + f" | lr {lr_cnn:.2e}/{lr_vit:.2e} | {images_per_s:.1f} img/s | eta {format_seconds(eta_s)}")
+    return summary, line

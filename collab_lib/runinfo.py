@@ -21,8 +21,12 @@ when the grid runner started the run) it records:
                       machine; on another processor its numbers drift (docs/evidence.md, "Reproducing
                       committed runs"), so runs compared pair by pair should share this record
 Every git field is None outside a git checkout or without git.
+
+A resumed run's config.json describes its latest session; "earlier_sessions" keeps SESSION_FIELDS of
+each earlier one (`earlier_sessions`), and `other_machine` says when the last one ran elsewhere.
 """
 import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -158,3 +162,23 @@ def run_info(config, device, precision, world_size) -> dict:
         "host": platform.node(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine_info(device),
     }
+
+
+# What config.json keeps of each earlier session of a resumed run: who ran it, with which code, where.
+SESSION_FIELDS = ("started", "git_commit", "git_head_at_start", "git_dirty", "git_diff_sha1", "command", "host",
+                  "device", "precision", "world_size", "machine", "resumed_from_step")
+
+
+def earlier_sessions(config_json: Path) -> list:
+    """The sessions before this one, oldest first, from the config.json about to be rewritten: the fields that
+    say who ran each and with which code (SESSION_FIELDS). [] when there is none or it cannot be read."""
+    try:
+        old = json.loads(config_json.read_text())
+    except (OSError, ValueError):
+        return []
+    return [*old.get("earlier_sessions", []), {k: old[k] for k in SESSION_FIELDS if k in old}]
+
+
+def other_machine(sessions: list, machine: dict) -> str:
+    """machine_differences between the last of the earlier `sessions` and this one's `machine`."""
+    return machine_differences((sessions[-1] if sessions else {}).get("machine"), machine)

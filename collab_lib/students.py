@@ -1,10 +1,12 @@
-"""The two students and their objective, as a TrainConfig describes them.
+"""The two students, their objective and their data, as a TrainConfig describes them.
 
     cnn, vit = build_students(config, num_classes)
     loss_fn = build_loss(config, cnn, vit, ignore_index)
+    dataset = make_dataset(config, split, train)
 
-Used by the trainer (collab_lib/train.py) and, through `load_students(run_dir)`, by everything that
-rebuilds a trained run (the course notebooks, collab_lib/analysis.py), so all build exactly the same modules.
+Used by the trainer (collab_lib/train.py) and, through `load_students(run_dir)` and `make_dataset`, by
+everything that rebuilds a trained run (the course notebooks, collab_lib/analysis.py, evaluation), so all
+build exactly the same modules and see exactly the same items.
 """
 import json
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .config import TrainConfig
+from .data import build_dataset
 from .losses import CollaborativeLoss
 from .models import build_student
 
@@ -34,6 +37,29 @@ def build_loss(config: TrainConfig, cnn, vit, ignore_index: int = 255) -> Collab
         region_size=config.region_size, temperature=config.temperature, require_correct=config.require_correct,
         require_learner_wrong=config.require_learner_wrong, selective=config.selective, w_dml=config.w_dml,
         warmup=config.warmup, ignore_index=ignore_index,
+    )
+
+
+def make_dataset(config: TrainConfig, split: str, train: bool):
+    """The dataset for `split`. Evaluation items are not augmented and come at `image_size`. Training items
+    are augmented and cropped to `crop_size` (none: the whole item); real images are first resized to
+    `image_size`, so images of any size train at the scale they are evaluated at."""
+    options = {}
+    if config.dataset == "streets":
+        count = {"train": config.train_samples, "val": config.val_samples, "test": config.test_samples}.get(split)
+        options = dict(size=config.image_size, endless=config.endless and train)
+        if count is not None:
+            options["num_samples"] = count
+        if config.cache_dir is not None and not options["endless"]:  # an endless split has no scene to keep
+            options["cache_dir"] = config.cache_dir
+    else:  # real images of varied sizes: one batchable size, the same for training (before its crop) and evaluation
+        options["resize_to"] = config.image_size
+    if config.dataset == "folder":
+        options["class_names"] = config.class_names  # None: the dataset reads ROOT/classes.txt
+    return build_dataset(
+        config.dataset, root=config.data_root, split=split, seed=config.data_seed,
+        crop_size=config.crop_size if train else None,
+        augment=config.augment if train else False, **options,
     )
 
 

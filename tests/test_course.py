@@ -81,10 +81,8 @@ def test_load_or_train_trains_when_the_run_has_other_settings(tmp_path, monkeypa
 
 def test_train_with_snapshots_asks_the_trainer_for_them(tmp_path, monkeypatch):
     """One fresh run with the trainer's snapshot_steps (steps outside 1 .. steps-1 dropped), not stop/resume pieces."""
-    import collab_lib.train
-
     calls = []
-    monkeypatch.setattr(collab_lib.train, "train", lambda config: calls.append(config) or config.run_dir)
+    monkeypatch.setattr(course, "train", lambda config: calls.append(config) or config.run_dir)
     config = course.course_config(True, run_dir=str(tmp_path / "run"), resume=True)
     course.train_with_snapshots(config, (20, 10, 10, 0, 30, 99))
     assert len(calls) == 1 and calls[0].snapshot_steps == (10, 20)

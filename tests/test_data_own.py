@@ -126,7 +126,9 @@ def test_missing_test_split_one_class_and_flat_layout_are_found_before_training(
 
     from collab_lib.config import TrainConfig
     from collab_lib.distributed import DistInfo
-    from collab_lib.train import SetupError, build_data, train
+    from collab_lib.errors import SetupError
+    from collab_lib.loaders import build_data
+    from collab_lib.train import train
 
     own_tree(tmp_path / "no-test", splits=("train", "val"))
     config = TrainConfig(dataset="folder", data_root=str(tmp_path / "no-test"), image_size=(64, 64), batch_size=2,
@@ -157,10 +159,10 @@ def test_missing_test_split_one_class_and_flat_layout_are_found_before_training(
 
 def test_a_bad_mask_found_in_a_loader_worker_reads_as_the_original_message(tmp_path):
     """torch wraps an exception from a DataLoader worker in the worker's traceback; the command line prints only
-    the original message (collab_lib.train.user_message)."""
+    the original message (collab_lib.errors.user_message)."""
     import torch
 
-    from collab_lib.train import user_message
+    from collab_lib.errors import user_message
 
     own_tree(tmp_path)
     write_index(f"{tmp_path}/masks/train/train1.png", stripes([0, 9]))
@@ -198,7 +200,7 @@ def test_a_missing_split_folder_names_the_ones_there(tmp_path):
 
 def test_class_names_flag_reaches_the_folder_dataset(tmp_path):
     """--class-names as words or as one comma-separated list, through the trainer's own dataset helper."""
-    from collab_lib.train import make_dataset
+    from collab_lib.students import make_dataset
 
     own_tree(tmp_path, classes_txt=None)
     for flags in (["--class-names", "background", "road", "traffic sign"], ["--class-names", "background,road,traffic sign"]):
@@ -232,7 +234,7 @@ def test_images_of_any_size_train_at_the_evaluation_size(tmp_path):
     """Without crop_size, a user's images of different sizes are resized to image_size for training too
     (one scale for training and evaluation; batchable), labels by nearest neighbour."""
     from collab_lib.config import TrainConfig
-    from collab_lib.train import make_dataset
+    from collab_lib.students import make_dataset
 
     own_tree(tmp_path, splits=("train",))
     write_rgb(f"{tmp_path}/images/train/wide.png", 40, 100, seed=3)

@@ -7,7 +7,7 @@ import pytest
 import collab_lib.train
 from collab_lib import experiments
 from collab_lib.experiments import CONFIGURATIONS, CPU_GRID, RECIPES, collect_results, markdown_table, run_grid, summarize
-from collab_lib.train import SetupError
+from collab_lib.errors import SetupError
 
 
 def test_every_configuration_shares_the_recipe_and_only_the_loss_differs(tmp_path, monkeypatch):
@@ -207,7 +207,7 @@ def test_an_interrupted_grid_exits_with_the_signal_code_and_says_how_to_continue
     import signal
 
     from collab_lib import experiments
-    from collab_lib.train import TrainingInterrupted
+    from collab_lib.errors import TrainingInterrupted
 
     def interrupted(config):
         raise TrainingInterrupted(f"SIGTERM at step 2: checkpoint written to {config.run_dir}/last.pt", signal.SIGTERM)

@@ -75,8 +75,6 @@ def test_local_backbone_weights_file_is_loaded(tmp_path):
 
 
 def test_pretrained_without_network_names_the_local_option(monkeypatch):
-    import collab_lib.models.backbone as backbone
-
     real_create = timm.create_model
 
     def offline_create(name, pretrained=False, **kwargs):
@@ -84,7 +82,7 @@ def test_pretrained_without_network_names_the_local_option(monkeypatch):
             raise OSError("could not reach huggingface.co")
         return real_create(name, pretrained=pretrained, **kwargs)
 
-    monkeypatch.setattr(backbone.timm, "create_model", offline_create)
+    monkeypatch.setattr(timm, "create_model", offline_create)  # the backbone imports timm when it builds one
     with pytest.raises(RuntimeError, match="backbone_weights="):
         build_student("segformer_b0", num_classes=3, pretrained=True)
 

@@ -9,8 +9,9 @@ import torch
 
 from collab_lib import checkpoint
 from collab_lib.config import TrainConfig, parse_args
+from collab_lib.errors import SetupError
+from collab_lib.hardware import resolve_device, resolve_precision
 from collab_lib.optim import poly_lr
-from collab_lib.train import SetupError, resolve_device, resolve_precision
 
 
 # ---- config and command line ----------------------------------------------------------------
@@ -87,12 +88,21 @@ def test_snapshot_steps_and_training_subset_settings():
     assert {"snapshot_steps", "train_eval_samples", "recipe"} <= RUNTIME_FIELDS
 
 
-def test_one_list_of_methods():
-    from collab_lib import config, losses
+def test_one_list_of_each_name_and_the_builders_agree_with_it():
+    """collab_lib.names is the one list of datasets, methods and students: the settings offer it, and the
+    dicts that build each name hold exactly those names, in that order."""
+    import dataclasses
 
-    assert config.METHODS is losses.METHODS
-    assert dict((f.name, f) for f in __import__("dataclasses").fields(TrainConfig))["method"].metadata["choices"] \
-        == losses.METHODS
+    from collab_lib import config, data, losses, models, names
+
+    assert config.METHODS is losses.METHODS is names.METHODS
+    assert tuple(data.DATASETS) == data.DATASET_NAMES == names.DATASET_NAMES
+    assert tuple(models.STUDENTS) == names.STUDENT_NAMES == names.CNN_STUDENTS + names.VIT_STUDENTS
+    assert all(models.STUDENTS[n].func.__name__ == "DeepLabV3Plus" for n in names.CNN_STUDENTS)
+    assert all(models.STUDENTS[n].func.__name__ == "SegFormer" for n in names.VIT_STUDENTS)
+    choices = {f.name: f.metadata["choices"] for f in dataclasses.fields(TrainConfig)}
+    assert (choices["dataset"], choices["method"]) == (names.DATASET_NAMES, names.METHODS)
+    assert (choices["cnn"], choices["vit"]) == (names.CNN_STUDENTS, names.VIT_STUDENTS)
 
 
 def test_config_json_round_trip_and_override(tmp_path):

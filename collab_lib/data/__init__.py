@@ -13,6 +13,7 @@ Names: "streets" (procedural, synthetic, the default), "cityscapes", "camvid",
 
 import numpy as np
 
+from ..names import DATASET_NAMES
 from .augment import SegmentationTransform
 from .base import SegmentationDataset
 from .camvid import CamVidDataset
@@ -24,6 +25,7 @@ from .streets import StreetsDataset
 from .textures import TEXTURE_LICENCES
 from .voc import VOCDataset
 
+# One class per name of collab_lib.names.DATASET_NAMES, in its order (a test checks it).
 DATASETS = {
     "streets": StreetsDataset,
     "cityscapes": CityscapesDataset,
@@ -31,7 +33,6 @@ DATASETS = {
     "voc": VOCDataset,
     "folder": FolderDataset,
 }
-DATASET_NAMES = tuple(DATASETS)
 
 
 def build_dataset(name, root=None, split="train", **options):

@@ -35,8 +35,8 @@ def draw_objects(rng, s):
         objects.append((z, parts))
     for _ in range(int(rng.integers(1, 8))):  # people, mostly on the sidewalks, some crossing
         z, h = rng.uniform(3.0, 70.0), rng.uniform(1.5, 1.95)
-        X = sidewalk_x(int(rng.integers(2)), rng.uniform(0.2, 0.9)) if rng.uniform() < 0.85 else \
-            centre + rng.uniform(-half, half)
+        X = (sidewalk_x(int(rng.integers(2)), rng.uniform(0.2, 0.9)) if rng.uniform() < 0.85
+             else centre + rng.uniform(-half, half))
         top = (rng.uniform(0.05, 0.95, 3), "plaster")
         legs = (rng.uniform(0.05, 0.6, 3), "plaster")
         skin = (np.array((0.85, 0.65, 0.5)) * rng.uniform(0.5, 1.1), "flat")

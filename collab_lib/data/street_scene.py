@@ -244,8 +244,8 @@ def _paint_side(canvas, cam, s, index):
         canvas.add_material(tint * side["brightness"], texture)
     material = (first + segment).astype(np.int16) + np.zeros(Y.shape, np.int16)
     pitch_along, pitch_up = side["window_pitch"]
-    windows = side["windows"][segment] & (np.mod(z, pitch_along) < 0.45 * pitch_along) & \
-        (np.mod(Y, pitch_up) < 0.5 * pitch_up) & (Y > 2.0) & (Y < side["heights"][segment] - 1.0)
+    windows = (side["windows"][segment] & (np.mod(z, pitch_along) < 0.45 * pitch_along)
+               & (np.mod(Y, pitch_up) < 0.5 * pitch_up) & (Y > 2.0) & (Y < side["heights"][segment] - 1.0))
     material[windows] = canvas.add_material((0.16, 0.19, 0.24), "flat")
     scale = side["facade_scale"]
     canvas.paint(slice(None), cols, visible, z, BUILDING, material,

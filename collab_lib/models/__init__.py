@@ -12,7 +12,8 @@ from .deeplabv3plus import DeepLabV3Plus
 from .output import STUDENT_KINDS, StudentOutput
 from .segformer import SegFormer
 
-# A plain dict, not a registry: read it to see every student the kit has.
+# A plain dict, not a registry: read it to see every student the kit has. Its names are
+# collab_lib.names.STUDENT_NAMES (the settings offer them without importing torch; a test checks they agree).
 STUDENTS = {
     "deeplabv3plus_resnet18": partial(DeepLabV3Plus, backbone="resnet18"),
     "deeplabv3plus_mobilenetv2": partial(DeepLabV3Plus, backbone="mobilenetv2_100"),

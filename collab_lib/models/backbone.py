@@ -5,7 +5,6 @@ file (`backbone_weights=`) works without network.
 """
 from pathlib import Path
 
-import timm
 import torch
 
 INPUT_MULTIPLE = 32  # the deepest stage of every backbone here has stride 32
@@ -43,6 +42,10 @@ def create_backbone(
                       (e.g. saved with `torch.save(timm.create_model(name).state_dict(), path)`);
                       takes precedence over `pretrained` and needs no network.
     """
+    # timm loads torchvision and torch._dynamo (seconds): imported when a backbone is built, so that the
+    # settings, the trainer's --help and everything that only reads runs start without it.
+    import timm
+
     kwargs = dict(features_only=True, out_indices=tuple(out_indices), **timm_kwargs)
     if backbone_weights is not None:
         path = Path(backbone_weights)
