@@ -96,3 +96,12 @@ def test_the_cells_settings_are_valid_trainer_settings_and_the_arms_are_grid_con
         TrainConfig(**settings)
     assert set(selectivity.STUDY_ARMS) <= set(CONFIGURATIONS) and len(selectivity.STUDY_SEEDS) == 8
     assert min(selectivity.STUDY_SEEDS) == 20  # fresh: no committed run of the kit used seeds 20-27 before
+
+
+def test_the_committed_scan_picks_the_capacity_matched_cell():
+    """Round 16 as research/selectivity.md reports it: the table is the committed runs', and the rule picks mnv2-augoff-n50."""
+    from research.ledger import REPO_ROOT
+
+    cells = selectivity.scan()
+    assert selectivity.selectivity_pick(cells) == ("mnv2-augoff-n50", True)
+    assert selectivity.scan_table(cells) in (REPO_ROOT / "research/selectivity.md").read_text()
