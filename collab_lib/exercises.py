@@ -150,11 +150,14 @@ def _function(value, what: str):
 
 def _call(fn, *args):
     try:
-        return fn(*args)
+        result = fn(*args)
     except Wrong:
         raise
     except Exception as exc:
         raise Wrong(f"your function stopped with {_describe(exc)} when called as in the exercise") from None
+    if result is None:
+        raise Wrong("your function returns None: write its body (it should return its answer), then check again")
+    return result
 
 
 def _mask(value, shape, what: str) -> torch.Tensor:
@@ -262,7 +265,8 @@ def _primer_2(answer):
         raise Wrong("you gave the ratio the wrong way round: the gradient shrinks as T grows, so |grad| at T = 16 "
                     "divided by |grad| at T = 32 is larger than 1")
     if 1.8 <= ratio <= 2.2:
-        raise Wrong("2 is one power of T: the 1/T of the chain rule. The difference p_s^T - p_t^T shrinks like 1/T too")
+        raise Wrong("2 is one power of T: the 1/T of the chain rule. The difference p_student^T - p_teacher^T "
+                    "shrinks like 1/T too")
     if 0.9 <= ratio <= 1.1:
         raise Wrong("1 is what you get WITH the T^2 factor (that is its purpose); the question is the KL alone")
     if ratio > 4.2:
@@ -331,18 +335,28 @@ PRIMER_TOY = {  # notebook 00's six pixels (2 x 3), three classes: label, CNN lo
 }
 
 
+def _toy_tensors(toy: dict):
+    """A six-pixel toy as tensors: (logits_cnn (1, 3, 2, 3), logits_vit, labels (1, 2, 3))."""
+    as_map = lambda rows: torch.tensor(rows).T.reshape(1, 3, 2, 3).contiguous()  # noqa: E731
+    return as_map(toy["cnn"]), as_map(toy["vit"]), torch.tensor([toy["labels"]])
+
+
 def primer_toy():
     """Notebook 00's toy as tensors: (logits_cnn (1, 3, 2, 3), logits_vit, labels (1, 2, 3))."""
-    as_map = lambda rows: torch.tensor(rows).T.reshape(1, 3, 2, 3).contiguous()  # noqa: E731
-    return as_map(PRIMER_TOY["cnn"]), as_map(PRIMER_TOY["vit"]), torch.tensor([PRIMER_TOY["labels"]])
+    return _toy_tensors(PRIMER_TOY)
+
+
+def _random_logits(seed: int, shape, scale: float = 1.0):
+    """(logits_cnn, logits_vit, labels) of `shape` (B, K, H, W), some labels 255: a random case for a check."""
+    g = torch.Generator().manual_seed(seed)
+    z_c, z_v = scale * torch.randn(*shape, generator=g), scale * torch.randn(*shape, generator=g)
+    target = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=g)
+    target[-1, :, :2] = 255
+    return z_c, z_v, target
 
 
 def _mask_cases():
-    g = torch.Generator().manual_seed(5)
-    z_c, z_v = torch.randn(2, 4, 5, 6, generator=g), torch.randn(2, 4, 5, 6, generator=g)
-    target = torch.randint(0, 4, (2, 5, 6), generator=g)
-    target[0, :2] = 255
-    return [primer_toy(), (z_c, z_v, target)]
+    return [primer_toy(), _random_logits(5, (2, 4, 5, 6))]
 
 
 def _primer_5(answer):
@@ -668,15 +682,11 @@ PIXEL_TOY = {  # notebook 04's six pixels (2 x 3), three classes: label, CNN log
 
 def pixel_toy():
     """Notebook 04's toy as tensors: (logits_cnn (1, 3, 2, 3), logits_vit, labels (1, 2, 3))."""
-    as_map = lambda rows: torch.tensor(rows).T.reshape(1, 3, 2, 3).contiguous()  # noqa: E731
-    return as_map(PIXEL_TOY["cnn"]), as_map(PIXEL_TOY["vit"]), torch.tensor([PIXEL_TOY["labels"]])
+    return _toy_tensors(PIXEL_TOY)
 
 
 def _learner_wrong_cases():
-    g = torch.Generator().manual_seed(21)
-    z_c, z_v = 2 * torch.randn(2, 4, 6, 7, generator=g), 2 * torch.randn(2, 4, 6, 7, generator=g)
-    target = torch.randint(0, 4, (2, 6, 7), generator=g)
-    target[1, :, :2] = 255
+    z_c, z_v, target = _random_logits(21, (2, 4, 6, 7), scale=2.0)
     toy_c, toy_v, toy_t = pixel_toy()
     return [((toy_c, toy_v), (toy_t, T)) for T in (1.0, 2.0)] + [((z_c, z_v), (target, T)) for T in (1.0, 2.0)]
 
@@ -921,7 +931,7 @@ _ALL = (
              "both, the divisor cancels), NaN where the count is 0.",
              _region_3),
     Exercise(_P3, 4, "implement a variant: a direction without labels",
-             "per pixel H = -sum_k p_k log p_k; average it over each region (all pixels: no label needed), then "
+             "per pixel the entropy -sum_i p_i log p_i; average it over each region (all pixels: no label needed), then "
              "compare the two students' averages.",
              "torch.sign(region mean entropy of the ViT - region mean entropy of the CNN): +1 where the CNN is the "
              "more confident.",

@@ -34,7 +34,7 @@ MISTAKES = {
                              "the label; without it a wrong student with the lower CE teaches, even a right one",
     "learner_wrong=False": "you kept the paper's rule: the variant also asks that the learner be wrong there",
     "learner_right": "your extra condition asks that the learner be right; the variant asks that it be wrong",
-    "normaliser=valid": "the wrong normaliser: each direction is a mean over its own pixels (|M|), not over every "
+    "normaliser=valid": "the wrong normaliser: each direction is a mean over its own pixels (|X_c|, |X_v|), not over every "
                         "valid pixel",
     "normaliser=sum": "the wrong normaliser: you sum the KL over the pixels; each direction is a mean over its own pixels",
     "normaliser=all": "the wrong normaliser: you average over every pixel, ignore pixels too; average over the valid ones",

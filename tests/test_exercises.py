@@ -257,3 +257,11 @@ def test_the_primer_numbers_the_checks_quote_are_the_primers():
     assert [round(norms[T] * T ** 2, 2) for T in (1, 2, 4)] == [1.09, 1.35, 1.40]
     assert round(norms[1] / norms[2], 1) == 3.2
     assert not math.isnan(norms[4])
+
+
+def test_a_learners_empty_stub_is_told_to_write_its_body(capsys):
+    def distill_kl(z_teacher, z_student, T):
+        ...  # the notebook's starter cell, unedited
+
+    assert exercises.load("00")[2].check(distill_kl) is False
+    assert "returns None: write its body" in capsys.readouterr().out
