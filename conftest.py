@@ -1,5 +1,6 @@
 """Puts the checkout's root on sys.path, so that the tests can import the research ledger (`research/`),
-which is not part of the installed library; and a writer of tiny run folders both suites use."""
+which is not part of the installed library; a writer of tiny run folders both suites use; git isolated
+from the machine's configuration; and one torch thread per test process."""
 import json
 import sys
 from pathlib import Path
@@ -9,6 +10,16 @@ import pytest
 ROOT = str(Path(__file__).resolve().parent)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """One intra-op thread: the tests' tensors are tiny, and on a small shared CPU a second thread mostly
+    waits (a tiny training run measured 3x slower with two). Subprocesses the tests start keep torch's own."""
+    import torch
+
+    torch.set_num_threads(1)
+    yield
 
 
 def _write_split_metrics(folder, seed, val, test):

@@ -275,6 +275,7 @@ def test_nan_loss_stops_naming_step_and_term(tmp_path, monkeypatch):
     assert torch.load(Path(config.run_dir) / "last.pt", weights_only=True)["step"] == 2
 
 
+@pytest.mark.slow  # a fresh interpreter trained twice: make test runs it, make test-fast does not
 def test_sigterm_writes_a_checkpoint_and_resume_continues(tmp_path):
     run_dir = tmp_path / "run"
     flags = ["--image-size", "64", "64", "--crop-size", "64", "64", "--train-samples", "6", "--val-samples", "2",

@@ -11,6 +11,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # two fresh interpreters training: make test runs it, make test-fast does not
 def test_torchrun_two_processes_on_cpu(tmp_path):
     run_dir = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
