@@ -9,15 +9,14 @@ be regenerated from the committed runs (results/sweeps, results/cpu) and checked
 - QUOTED_TABLES: which study's paired-gain table docs/evidence.md (test split) and
   results/sweeps/README.md (val split) quote, and `tables_in` to find them there;
 - `pixel_transfer_breakdown`, the measurement behind "polishing or corrections?" (round 2);
-- `stale_commits`: committed runs whose recorded `git_commit` cannot be the code they ran.
+- `stale_commits`: committed runs whose recorded `git_commit` cannot be the code they ran (from their
+  config.json, and a one-time check of the oldest runs kept as data).
 
 Folders are relative to the repository root; pass root= to read them elsewhere.
 """
-import ast
 import json
 import math
 import statistics
-import subprocess
 from pathlib import Path
 
 import torch
@@ -277,127 +276,83 @@ def pixel_transfer_table(run_dir, split: str = "val", checkpoint: str = "last.pt
 
 
 # ---- provenance: which recorded commits are stale ---------------------------------------------------------
-# Fields that say where or how a run ran, not what it trained: never evidence about the recipe.
-_RUNTIME = {"run_dir", "resume", "overwrite", "seed", "device", "precision", "compile", "channels_last", "workers",
-            "progress", "stop_at_step", "data_root"}
+# Decided from what each run's config.json records, never from the library's source at past commits.
+#
+# Runs made since the trainer records the checkout's state ("git_dirty", "git_changes"; every run since
+# 2026-11-30) say themselves whether their `git_commit` holds the code that ran: it does unless the
+# checkout had uncommitted changes in the library (collab_lib/, all that a run imports from the checkout).
+#
+# The 237 committed runs from before record only `git_commit` (some also `git_head_at_start`). They were
+# checked once, on 2026-12-07 at commit 1a87dae, against the `cpu` recipe each of their 27 recorded commits
+# held in git history (TrainConfig's defaults overlaid with experiments' _CPU_BASE): only runs naming 0ab0615
+# were stale; they ran the recipe of the next commits (7a8bf80 and later). That finding is kept here as data,
+# and the trainer can no longer write a run without "git_dirty".
+RECORDS_WITHOUT_CHECKOUT_STATE = 237
+RECIPE_STALE_COMMITS = {  # recorded commit -> its `cpu` recipe, and the recipe the runs naming it ran
+    "0ab0615": {"at_commit": {"lr_cnn": 0.01, "lr_vit": 0.0006, "train_samples": 100, "w_pixel": 1.0},
+                "ran": {"lr_cnn": 0.03, "lr_vit": 0.003, "train_samples": 50, "w_pixel": 0.3}},
+}
+CODE = "collab_lib/"  # the checkout's code a run executes; docs, tests and other runs' files change nothing
+GIT_CHANGES_KEPT = 50  # config.json keeps at most this many `git status` lines (collab_lib.runinfo)
 
 
-def _git_show(specs, root) -> dict:
-    """{"<commit>:<path>": the file's text, or None when the commit or the file is not in this clone},
-    read with one `git cat-file --batch` (one process for every file, not one per file)."""
-    specs = list(dict.fromkeys(specs))
-    done = subprocess.run(["git", "cat-file", "--batch"], cwd=root, input="".join(f"{s}\n" for s in specs).encode(),
-                          capture_output=True)
-    out, files, at = done.stdout, {}, 0
-    for spec in specs:
-        end = out.index(b"\n", at)
-        header = out[at:end].split()
-        at = end + 1
-        if len(header) != 3:  # "<spec> missing" (or ambiguous)
-            files[spec] = None
-            continue
-        size = int(header[2])
-        files[spec] = out[at:at + size].decode()
-        at += size + 1
-    return files
+def _committed_runs(root, results: str) -> list:
+    """[(run folder relative to root, config.json's contents)] of every run below root/results, by folder."""
+    paths = sorted(Path(root, results).rglob("config.json"))
+    return [(path.parent.relative_to(root).as_posix(), json.loads(path.read_text())) for path in paths]
 
 
-def _literal(node, names: dict):
-    """Evaluate a recipe expression: literals, names defined earlier and dict(...) calls; else raise."""
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
-        merged = {}
-        for arg in node.args:
-            merged.update(_literal(arg, names))
-        for keyword in node.keywords:
-            merged.update(_literal(keyword.value, names) if keyword.arg is None
-                          else {keyword.arg: _literal(keyword.value, names)})
-        return merged
-    if isinstance(node, ast.Name):
-        return names[node.id]
-    return ast.literal_eval(node)
+def _recipe_moved(info: dict) -> dict:
+    """{field: (the run's value, its recorded commit's)} for a run that ran a recipe its commit did not hold."""
+    known = RECIPE_STALE_COMMITS.get(info["git_commit"][:7])
+    if known is None:
+        return {}
+    config = info.get("config", {})
+    return {key: (config[key], then) for key, then in sorted(known["at_commit"].items())
+            if config.get(key) == known["ran"][key] != then}
 
 
-def recipe_at(commit: str, recipe_base: str = "_CPU_BASE", root=REPO_ROOT) -> dict | None:
-    """What the `cpu` recipe trained at `commit`: TrainConfig's defaults in that commit's collab_lib/config.py,
-    overlaid with its `_CPU_BASE` in collab_lib/experiments.py (both read with git, evaluated as literals).
-    None when the commit is not in this clone (a shallow clone)."""
-    return _recipes_at([commit], recipe_base, root)[commit]
-
-
-def _recipes_at(commits, recipe_base: str, root) -> dict:
-    files = _git_show([f"{c}:collab_lib/{name}" for c in commits for name in ("config.py", "experiments.py")], root)
-    recipes = {}
-    for commit in commits:
-        source, experiments = files[f"{commit}:collab_lib/config.py"], files[f"{commit}:collab_lib/experiments.py"]
-        if source is None:
-            recipes[commit] = None
-            continue
-        values = {}
-        for node in ast.walk(ast.parse(source)):
-            if isinstance(node, ast.ClassDef) and node.name == "TrainConfig":
-                for item in node.body:
-                    if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.value is not None:
-                        default = item.value.args[0] if isinstance(item.value, ast.Call) and item.value.args else item.value
-                        try:
-                            values[item.target.id] = ast.literal_eval(default)
-                        except ValueError:
-                            pass
-        names = {}
-        for node in ast.parse(experiments or "").body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
-                    and node.targets[0].id.endswith("_BASE"):
-                try:
-                    names[node.targets[0].id] = _literal(node.value, names)
-                except (ValueError, KeyError):
-                    pass
-        values.update(names.get(recipe_base, {}))
-        recipes[commit] = {key: _plain(value) for key, value in values.items()}
-    return recipes
-
-
-def _plain(value):
-    return list(value) if isinstance(value, tuple) else value
+def _uncommitted_code(info: dict) -> list:
+    """The `git status` lines of a run's checkout that name a file of the library (porcelain: "XY path")."""
+    changes = info.get("git_changes") or []
+    code = [line for line in changes if line[3:].startswith(CODE) or f" -> {CODE}" in line]
+    if len(changes) >= GIT_CHANGES_KEPT:  # the list was cut: what it does not show may be code
+        code.append(f"(more than {GIT_CHANGES_KEPT} changes; the rest not recorded)")
+    return code
 
 
 def stale_commits(root=REPO_ROOT, results: str = "results") -> list:
-    """Committed runs whose config.json `git_commit` cannot be the code they ran.
+    """Committed runs whose config.json `git_commit` cannot be the code they ran, read from config.json alone.
 
-    The rule: a run's recorded commit is stale when the run carries a value of today's `cpu` recipe that
-    the `cpu` recipe *at the recorded commit* did not have (a field where run == today's recipe != the
-    commit's recipe): the run was made with a recipe newer than the commit it names (uncommitted code, or
-    a checkout other than the one recorded). Runtime fields (device, workers, ...) are not compared. The
-    rule sees a recipe that moved; it cannot see a change of code that left the recipe alone.
-    Returns [{"run": folder relative to root, "commit": short hash, "fields": {field: (run's value, the
-    commit's value)}}], sorted by folder. Raises RuntimeError when a recorded commit is not in this clone.
+    A run that records its checkout's state ("git_dirty") is stale when that checkout had uncommitted
+    changes in collab_lib/ ("changes": those `git status` lines). A run from before that record
+    is stale when its commit is one RECIPE_STALE_COMMITS lists and the run carries a value of the recipe
+    those runs ran that the commit's recipe did not have ("fields": {field: (run's value, the commit's)}).
+    Returns [{"run": folder relative to root, "commit": short hash, "fields", "changes"}], sorted by folder.
     """
-    from collab_lib.config import TrainConfig
-    from collab_lib.experiments import RECIPES
-
-    today = {key: _plain(value) for key, value in
-             TrainConfig.from_dict({**RECIPES["cpu"].base, "run_dir": "x"}).to_dict().items()}
-    runs = [(path, json.loads(path.read_text())) for path in sorted(Path(root, results).rglob("config.json"))]
-    runs = [(path, info) for path, info in runs if info.get("git_commit")]
-    recipes = _recipes_at(sorted({info["git_commit"] for _, info in runs}), "_CPU_BASE", root)
     stale = []
-    for path, info in runs:
-        commit, config = info["git_commit"], info.get("config", {})
-        then = recipes[commit]
-        if then is None:
-            raise RuntimeError(f"{path}: its git_commit {commit} is not in this clone (a shallow clone?): "
-                               "fetch the full history to check provenance")
-        fields = {key: (_plain(config[key]), then[key]) for key in config.keys() & then.keys() & today.keys()
-                  if key not in _RUNTIME and _plain(config[key]) == today[key] != then[key]}
-        if fields:
-            stale.append({"run": path.parent.relative_to(root).as_posix(), "commit": commit[:7], "fields": fields})
+    for run, info in _committed_runs(root, results):
+        if not info.get("git_commit"):
+            continue
+        fields, changes = {}, []
+        if "git_dirty" in info:
+            changes = _uncommitted_code(info) if info["git_dirty"] else []
+        else:
+            fields = _recipe_moved(info)
+        if fields or changes:
+            stale.append({"run": run, "commit": info["git_commit"][:7], "fields": fields, "changes": changes})
     return stale
 
 
 def stale_commit_table(root=REPO_ROOT) -> str:
-    """stale_commits grouped by folder of seeds, as a Markdown table (docs/evidence.md quotes it)."""
+    """stale_commits grouped by folder of seeds, as a Markdown table (docs/evidence.md quotes it; its header
+    names the recipe check, the only one that finds committed runs: a run with uncommitted library code would
+    show as "uncommitted: <git status line>", and the evidence's header would want rewording)."""
     groups = {}
     for entry in stale_commits(root):
         folder, seed = entry["run"].rsplit("/", 1)
-        reason = ", ".join(f"{k}={v[0]} (recipe at the commit: {v[1]})" for k, v in sorted(entry["fields"].items()))
+        reason = ", ".join([*(f"{k}={v[0]} (recipe at the commit: {v[1]})" for k, v in entry["fields"].items()),
+                            *(f"uncommitted: {line.strip()}" for line in entry["changes"])])
         groups.setdefault((folder, entry["commit"], reason), []).append(seed.removeprefix("seed"))
     lines = ["| runs | seeds | recorded commit | the run's value that its commit's `cpu` recipe did not have |",
              "|---|---|---|---|"]

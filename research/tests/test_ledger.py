@@ -6,7 +6,6 @@ looked up as a whole table in its document), so a change of wording in the write
 a changed number breaks one test that lists every table it affects.
 """
 import json
-import subprocess
 
 import pytest
 import torch
@@ -179,52 +178,38 @@ def test_parameter_counts_quoted_are_those_of_the_trained_students():
 
 
 # ---- stale commits -----------------------------------------------------------------------------------------
-def _git(repo, *args):
-    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
-                   env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-                        "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(repo), "PATH": "/usr/bin:/bin"})
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
 
 
-def _write_run(folder, commit, **config):
+def _write_run(folder, commit, **record):
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"config": config, "git_commit": commit}))
+    (folder / "config.json").write_text(json.dumps({"git_commit": commit, **record}))
 
 
-def test_stale_commits_flags_a_run_carrying_a_newer_recipe(tmp_path):
-    """A commit whose `cpu` recipe trains lr_cnn 0.01 (TrainConfig's default) and 100 scenes: a run that names
-    it but trained today's 0.03 and 50 is stale; one that trained what the commit says is not, nor is a run
-    whose only difference is a runtime field."""
-    from collab_lib.config import TrainConfig
-    from collab_lib.experiments import RECIPES
-
-    today = TrainConfig.from_dict({**RECIPES["cpu"].base, "run_dir": "x"}).to_dict()
-    assert today["lr_cnn"] == 0.03 and today["train_samples"] == 50  # what the synthetic commit must differ from
-    (tmp_path / "collab_lib").mkdir()
-    (tmp_path / "collab_lib/config.py").write_text(
-        "class TrainConfig:\n    lr_cnn: float = _opt(0.01, 'help')\n    train_samples: int = 100\n"
-        "    workers: int = _opt(4, 'help')\n")
-    (tmp_path / "collab_lib/experiments.py").write_text("_CPU_V1_BASE = dict(steps=400)\n_CPU_BASE = dict(_CPU_V1_BASE, workers=0)\n")
-    _git(tmp_path, "init", "-q")
-    _git(tmp_path, "add", "collab_lib")
-    commit = _git(tmp_path, "commit", "-qm", "old recipe")
-    assert ledger.recipe_at(commit, root=tmp_path) == {"lr_cnn": 0.01, "train_samples": 100, "workers": 0, "steps": 400}
-    _write_run(tmp_path / "results/new/seed0", commit, lr_cnn=0.03, train_samples=50, workers=0)
-    _write_run(tmp_path / "results/old/seed0", commit, lr_cnn=0.01, train_samples=100, workers=0)
-    _write_run(tmp_path / "results/runtime/seed0", commit, lr_cnn=0.01, train_samples=100, workers=today["workers"] + 3)
-    stale = ledger.stale_commits(root=tmp_path)
-    assert stale == [{"run": "results/new/seed0", "commit": commit[:7],
-                      "fields": {"lr_cnn": (0.03, 0.01), "train_samples": (50, 100)}}]
-    _write_run(tmp_path / "results/shallow/seed0", "f" * 40, lr_cnn=0.03)
-    with pytest.raises(RuntimeError, match="not in this clone"):
-        ledger.stale_commits(root=tmp_path)
+def test_stale_commits_reads_config_json_only(tmp_path):
+    """No git here: a run recording its checkout's state is stale when that checkout had uncommitted library
+    code (not docs or run folders); an older run only when it names a commit of RECIPE_STALE_COMMITS and carries
+    a value of the recipe those runs ran that the commit's did not have (not a value of neither)."""
+    ran, then = (ledger.RECIPE_STALE_COMMITS["0ab0615"][key] for key in ("ran", "at_commit"))
+    old = "0ab0615" + "0" * 33
+    _write_run(tmp_path / "results/a/seed0", old, config={**then, "lr_cnn": ran["lr_cnn"], "lr_vit": 0.0015})
+    _write_run(tmp_path / "results/a/seed1", old, config=then)  # ran what its commit says
+    _write_run(tmp_path / "results/b/seed0", "1" * 40, config=ran)  # another commit, checked and found right
+    _write_run(tmp_path / "results/c/seed0", "2" * 40, config=ran, git_dirty=True,
+               git_changes=[" M collab_lib/train.py", " M README.md", "?? results/c/seed1/config.json"])
+    _write_run(tmp_path / "results/c/seed1", "2" * 40, config=ran, git_dirty=True,
+               git_changes=[" M docs/evidence.md", "?? results/c/seed0/history.jsonl"])
+    _write_run(tmp_path / "results/c/seed2", old, config={**then, **ran}, git_dirty=False, git_changes=[])
+    assert ledger.stale_commits(root=tmp_path) == [
+        {"run": "results/a/seed0", "commit": "0ab0615", "fields": {"lr_cnn": (ran["lr_cnn"], then["lr_cnn"])},
+         "changes": []},
+        {"run": "results/c/seed0", "commit": "2222222", "fields": {}, "changes": [" M collab_lib/train.py"]}]
+    assert "| results/c | 0 | 2222222 | uncommitted: M collab_lib/train.py |" in ledger.stale_commit_table(tmp_path)
 
 
 def test_the_committed_runs_with_a_stale_commit_are_listed_in_the_evidence():
     """The 46 runs of results/cpu, results/sweeps/{lr,res,weights,scenes} and long1200 seeds 0-2 name commit
-    0ab0615, whose `cpu` recipe (lr 0.01 / 6e-4, 100 scenes, w_pixel 1.0) is not the one they ran."""
-    if subprocess.run(["git", "cat-file", "-e", "0ab0615^{commit}"], cwd=ROOT, capture_output=True).returncode:
-        pytest.skip("the recorded commits are not in this clone (shallow clone): provenance cannot be checked")
+    0ab0615, whose `cpu` recipe (lr 0.01 / 6e-4, 100 scenes, w_pixel 1.0) is not the one they ran; no run that
+    records its checkout's state ran uncommitted library code."""
     stale = ledger.stale_commits()
     assert len(stale) == 46 and {entry["commit"] for entry in stale} == {"0ab0615"}
     tops = {"/".join(entry["run"].split("/")[:3]) for entry in stale}
@@ -233,6 +218,13 @@ def test_the_committed_runs_with_a_stale_commit_are_listed_in_the_evidence():
         "results/sweeps/" + s for s in ("lr", "res", "scenes", "weights", "long1200")}
     assert all(int(entry["run"].rsplit("seed", 1)[1]) <= 2 for entry in stale if "/long1200/" in entry["run"])
     assert ledger.stale_commit_table() in ledger.tables_in((ROOT / ledger.EVIDENCE).read_text())
+
+
+def test_the_one_time_check_covers_every_run_without_its_checkout_state():
+    """RECIPE_STALE_COMMITS holds what a one-time check of the runs recorded before "git_dirty" existed found:
+    it speaks for exactly those runs, and a committed run without "git_dirty" added later would not be checked."""
+    runs = [info for _, info in ledger._committed_runs(ROOT, "results") if info.get("git_commit")]
+    assert sum("git_dirty" not in info for info in runs) == ledger.RECORDS_WITHOUT_CHECKOUT_STATE
 
 
 def test_no_committed_run_stores_text_where_a_boolean_or_number_belongs_except_the_known_truthy_ones():
@@ -304,16 +296,16 @@ def test_round15_confirms_in_the_cell_the_scan_picked():
     cells = ledger.overfit_scan()
     assert set(cells) == set(ledger.OVERFIT_CELLS), "round 14 is not complete in the committed runs"
     assert ledger.overfit_pick(cells) == ledger.ROUND15_CELL
-    assert ledger.overfit_scan_table(cells) in (ROOT / "research/overfitting.md").read_text(), \
-        "research/overfitting.md: regenerate round 14's table (ledger.overfit_scan_table(ledger.overfit_scan()))"
+    assert ledger.overfit_scan_table(cells) in (ROOT / "research/overfitting.md").read_text(), (
+        "research/overfitting.md: regenerate round 14's table (ledger.overfit_scan_table(ledger.overfit_scan()))")
 
 
 def test_round14_scan_table_is_quoted_in_the_evidence_too():
     """docs/evidence.md carries its own copy of round 14's scan table (research/overfitting.md's is checked above):
     regenerated from results/sweeps/overfit-scan, it must be one of the evidence's tables, whole."""
     table = ledger.overfit_scan_table(ledger.overfit_scan())
-    assert table in ledger.tables_in((ROOT / ledger.EVIDENCE).read_text()), \
-        "docs/evidence.md: regenerate round 14's table (ledger.overfit_scan_table(ledger.overfit_scan()))"
+    assert table in ledger.tables_in((ROOT / ledger.EVIDENCE).read_text()), (
+        "docs/evidence.md: regenerate round 14's table (ledger.overfit_scan_table(ledger.overfit_scan()))")
 
 
 def _readme_evidence_cells() -> list:
@@ -375,5 +367,5 @@ def test_round15_verdicts_quoted_are_the_committed_runs():
     research/overfitting.md and in docs/evidence.md."""
     table = ledger.round15_verdict_table()
     for document in ("research/overfitting.md", ledger.EVIDENCE):
-        assert table in ledger.tables_in((ROOT / document).read_text()), \
-            f"{document}: regenerate round 15's table (ledger.round15_verdict_table())"
+        assert table in ledger.tables_in((ROOT / document).read_text()), (
+            f"{document}: regenerate round 15's table (ledger.round15_verdict_table())")
