@@ -2,9 +2,13 @@
 
 - no outputs or execution counts (strip them before committing);
 - every notebook asks for the `collab-kit` kernel;
-- the primer and the method notebooks (00-04) each end with at least three exercises: a markdown heading
-  "Exercise N: ...", a hint, and a worked solution in a code cell collapsed by default
-  (`"jupyter": {"source_hidden": true}`, tag `solution`) that checks what it finds (nbval runs it);
+- the primer, the method notebooks and the results (00-04, 06) each end with at least three exercises: a
+  markdown heading "Exercise N: ..." whose title is `collab_lib.exercises`' exercise N of that notebook, a
+  hint (`qN.hint()`), a cell where the learner's answer goes to `qN.check`, and a worked solution in a code
+  cell collapsed by default (`"jupyter": {"source_hidden": true}`, tag `solution`) that asserts
+  `qN.check(its answer)` (nbval runs it, so the reference solutions are proven right by the same check);
+- 00-06 open with two to four learning objectives ("You will be able to", a numbered list) and close with
+  a "## Summary" after the exercises;
 - nothing in the course cites a file outside the repository.
 """
 import re
@@ -14,7 +18,8 @@ import nbformat
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
-WITH_EXERCISES = ("00_", "01_", "02_", "03_", "04_")
+WITH_EXERCISES = ("00_", "01_", "02_", "03_", "04_", "06_")
+WITH_OBJECTIVES = ("00_", "01_", "02_", "03_", "04_", "05_", "06_")
 EXERCISE_HEADING = re.compile(r"^#+ Exercise (\d+): \S", re.MULTILINE)
 
 
@@ -54,19 +59,45 @@ def exercises(notebook):
     return [item for item in found if item[0] is not None]
 
 
+def _plain(title: str) -> str:
+    """A heading's title as the exercises module spells it: no Markdown maths, code or quote marks."""
+    return " ".join(re.sub(r"[$`\"\\]", "", title).split())
+
+
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name.startswith(WITH_EXERCISES)], ids=lambda p: p.name)
-def test_exercises_have_a_hint_and_a_hidden_checked_solution(path):
+def test_exercises_have_a_hint_a_check_and_a_hidden_solution_that_passes_it(path):
+    from collab_lib.exercises import load
+
     found = exercises(nbformat.read(path, as_version=4))
     assert len(found) >= 3, f"{path.name}: {len(found)} exercises, expected at least 3 (markdown '### Exercise N: ...')"
     assert [number for number, _, _ in found] == list(range(1, len(found) + 1)), f"{path.name}: exercises not numbered 1..n"
-    for number, source, code_cells in found:
+    module = load(path.stem)
+    assert len(module) == len(found), f"{path.name}: {len(found)} exercises, collab_lib.exercises has {len(module)}"
+    for (number, source, code_cells), exercise in zip(found, module):
         where = f"{path.name}, exercise {number}"
-        assert "*Hint:*" in source, f"{where}: no '*Hint:*' in its text"
+        title = _plain(EXERCISE_HEADING.search(source).string[EXERCISE_HEADING.search(source).end() - 1:].splitlines()[0])
+        assert title == exercise.title, f"{where}: heading {title!r}, collab_lib.exercises says {exercise.title!r}"
+        assert f"*Hint:* `q{number}.hint()`" in source, f"{where}: no '*Hint:* `q{number}.hint()`' in its text"
+        tries = [c for c in code_cells if "solution" not in c.metadata.get("tags", [])]
+        assert any(f"q{number}.check(" in c.source for c in tries), f"{where}: no cell where the learner's answer goes to q{number}.check"
         solutions = [c for c in code_cells if "solution" in c.metadata.get("tags", [])]
-        assert solutions, f"{where}: no code cell tagged 'solution' after it"
-        for cell in solutions:
-            assert cell.metadata.get("jupyter", {}).get("source_hidden") is True, f"{where}: the solution is not collapsed"
-            assert "assert" in cell.source, f"{where}: the solution checks nothing (no assert): it could go stale unseen"
+        assert len(solutions) == 1, f"{where}: {len(solutions)} code cells tagged 'solution' after it, expected 1"
+        cell = solutions[0]
+        assert cell.metadata.get("jupyter", {}).get("source_hidden") is True, f"{where}: the solution is not collapsed"
+        assert f"assert q{number}.check(" in cell.source, f"{where}: the solution does not assert q{number}.check(its answer)"
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name.startswith(WITH_OBJECTIVES)], ids=lambda p: p.name)
+def test_notebook_opens_with_objectives_and_closes_with_a_summary(path):
+    notebook = nbformat.read(path, as_version=4)
+    first = notebook.cells[0].source
+    assert "**You will be able to**" in first, f"{path.name}: the first cell states no learning objectives"
+    items = re.findall(r"^\d+\. ", first.split("**You will be able to**", 1)[1].split("\n\n", 1)[0], re.MULTILINE)
+    assert 2 <= len(items) <= 4, f"{path.name}: {len(items)} learning objectives, expected two to four"
+    summaries = [i for i, c in enumerate(notebook.cells) if c.cell_type == "markdown" and c.source.startswith("## Summary")]
+    assert len(summaries) == 1, f"{path.name}: {len(summaries)} '## Summary' cells, expected one"
+    headings = [i for i, c in enumerate(notebook.cells) if c.cell_type == "markdown" and EXERCISE_HEADING.search(c.source)]
+    assert not headings or summaries[0] > max(headings), f"{path.name}: the summary comes before the last exercise"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
