@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hang_guard import HUNG_AFTER_S
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # two short subprocess runs of the scripts
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.slow  # two short subprocess runs of the scripts
 
 def run_script(name: str, *args: str) -> str:
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args],
-                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+                            capture_output=True, text=True, timeout=HUNG_AFTER_S, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 

@@ -21,6 +21,7 @@ from collab_lib.data import DatasetError, build_dataset, check_dataset
 from collab_lib.data.check import main as check_main
 from collab_lib.data.folder import default_palette
 from collab_lib.data.voc import voc_palette
+from hang_guard import HUNG_AFTER_S
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -291,7 +292,7 @@ def train_cli(run_dir, *flags):
                "--cnn-decoder-channels", "16", "--vit-decoder-channels", "16", "--progress", "log",
                "--run-dir", str(run_dir), *flags]
     return subprocess.run(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=HUNG_AFTER_S)
 
 
 CLI_CASES = {  # dataset: (tree writer, extra flags, its class names, has a test split)
@@ -338,7 +339,7 @@ def test_the_grid_runner_trains_a_folder_dataset(tmp_path):
                "--seeds", "0", "--out", str(tmp_path / "grid"), "--set", "dataset=folder",
                f"data_root={tmp_path / 'data'}", "cnn_decoder_channels=16", "vit_decoder_channels=16", "device=cpu"]
     result = subprocess.run(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
-                            text=True, timeout=600)
+                            text=True, timeout=HUNG_AFTER_S)
     assert result.returncode == 0, result.stdout + result.stderr
     metrics = json.loads((tmp_path / "grid" / "independent" / "seed0" / "metrics.json").read_text())
     assert metrics["dataset"] == "folder" and metrics["class_names"] == OWN_CLASSES

@@ -31,6 +31,7 @@ from collab_lib.evaluate import evaluate_run
 from collab_lib.metrics import ConfusionMatrix
 from collab_lib.predict import colourise, overlay
 from collab_lib.train import named_iou, train
+from hang_guard import HUNG_AFTER_S
 
 REPO = Path(__file__).resolve().parents[1]
 PALETTE = [[0, 0, 0], [255, 128, 0], [10, 20, 30]]
@@ -56,7 +57,7 @@ def own_run(tmp_path_factory):
 
 def cli(module, *args):
     return subprocess.run([sys.executable, "-m", f"collab_lib.{module}", *map(str, args)], cwd=REPO,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=HUNG_AFTER_S)
 
 
 def user_error(main, argv, capsys) -> str:

@@ -40,6 +40,7 @@ from test_data_own import OWN_CLASSES, camvid_tree, cityscapes_tree, own_tree, v
 from collab_lib.config import TrainConfig  # noqa: E402
 from collab_lib.data import build_dataset  # noqa: E402
 from collab_lib.experiments import collect_results  # noqa: E402
+from hang_guard import HUNG_AFTER_S
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "05_full_training.ipynb"
@@ -271,7 +272,7 @@ def test_each_documented_command_runs_and_writes_its_metrics(tmp_path, where, wo
         pytest.skip(f"kernel {KERNEL!r} not installed (make setup installs it)")
     command, class_names = adapted(words, tmp_path)
     result = subprocess.run(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
-                            text=True, timeout=900)
+                            text=True, timeout=HUNG_AFTER_S)
     assert result.returncode == 0, f"{where}: {shlex.join(command)}\n{result.stderr[-4000:]}"
     executed = nbformat.read(command[4], as_version=4)  # the output notebook
     kernel_stderr = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", [])

@@ -21,6 +21,7 @@ from collab_lib.config import TrainConfig
 from collab_lib.errors import SetupError
 from collab_lib.loaders import make_loader
 from collab_lib.train import train
+from hang_guard import HUNG_AFTER_S
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -286,14 +287,14 @@ def test_sigterm_writes_a_checkpoint_and_resume_continues(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "collab_lib.train", *flags], cwd=REPO, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + HUNG_AFTER_S
         history = run_dir / "history.jsonl"
         while not (history.exists() and len(history.read_text().splitlines()) >= 2):
             assert process.poll() is None, process.stdout.read()
             assert time.monotonic() < deadline, "training did not start in time"
             time.sleep(0.2)
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=60)
+        output, _ = process.communicate(timeout=HUNG_AFTER_S)
     finally:
         if process.poll() is None:
             process.kill()

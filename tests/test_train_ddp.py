@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hang_guard import HUNG_AFTER_S
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,7 +22,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
                "--log-interval", "1", "--workers", "0", "--device", "cpu", "--progress", "log",
                "--method", "collab", "--run-dir", str(run_dir)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=HUNG_AFTER_S)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
