@@ -576,3 +576,25 @@ def maps_width_limit():
 
     assert MAX_FIGURE_WIDTH == 10.0
     return MAX_FIGURE_WIDTH
+
+
+def test_plot_selection_shows_what_the_selection_keeps():
+    """The selection figure: the kept share of each direction's KL is the KL on that direction's mask over all of it."""
+    from collab_lib.losses import DMLLoss, PixelBSDLoss
+
+    g = torch.Generator().manual_seed(0)
+    z_c, z_v = torch.randn(1, 3, 8, 8, generator=g) * 3, torch.randn(1, 3, 8, 8, generator=g) * 3
+    target = torch.randint(0, 3, (1, 8, 8), generator=g)
+    target[0, :2] = 255
+    _, on = PixelBSDLoss()(z_c, z_v, target)
+    _, dml = DMLLoss()(z_c, z_v, target)
+    valid = target[0] != 255
+    kl_v, kl_c = dml["kl_vit_learns"][0], dml["kl_cnn_learns"][0]
+    kept = maps.kept_share(kl_v, on["cnn_teaches"][0], valid)
+    assert 0 < kept < 1 and kept == pytest.approx(float(kl_v[on["cnn_teaches"][0]].sum() / kl_v[valid].sum()))
+    assert maps.kept_share(kl_v, valid, valid) == pytest.approx(1.0) and maps.kept_share(kl_v * 0, valid, valid) == 0.0
+    fig = maps.plot_selection(np.zeros((8, 8, 3), np.uint8), on["cnn_teaches"][0], on["vit_teaches"][0], kl_v, kl_c, valid)
+    titles = [ax.get_title() for ax in fig.axes[:3]]
+    assert titles[0].startswith("selection on") and f"keeps {kept:.0%} of this KL" in titles[1]
+    assert f"keeps {maps.kept_share(kl_c, on['vit_teaches'][0], valid):.0%}" in titles[2]
+    plt.close(fig)
