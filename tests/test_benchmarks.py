@@ -118,3 +118,11 @@ def test_cudagraphs_setting_compiles_every_piece_in_reduce_overhead_mode_and_mar
             assert torch.isfinite(step()["loss"])
         # two students + three collab terms (HFD, region and pixel BSD)
         assert calls == expected_calls and marks == expected_marks, setting
+
+
+def test_bench_startup_times_every_command_and_reports_the_median():
+    out = run_script("bench_startup.py", "--repeats", "1", "--json")
+    rows = {row["what"]: row for row in (json.loads(line) for line in out.splitlines() if line.startswith("{"))}
+    assert set(rows) == {"python (nothing imported)", "import torch (the floor)", "import collab_lib.config",
+                         "import collab_lib.losses", "import timm", "python -m collab_lib.train --help"}
+    assert all(len(r["times_s"]) == 1 and r["median_s"] == r["times_s"][0] > 0 for r in rows.values())
