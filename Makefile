@@ -33,18 +33,30 @@ train: $(STAMP)
 
 # The whole suite: library and ledger tests, the course notebooks through nbval in their smoke
 # mode (COURSE_SMOKE=1: tiny runs, as CI), the papermill and command-line tests, and the browser
-# tests when Chromium is there. 4-14 minutes on 2 CPU cores, by processor (README); the 15 slowest tests are
-# listed at the end, for whoever keeps the suite fast.
+# tests when Chromium is there. Two pytest sessions side by side, one per core (tests/side_by_side.py):
+# the library and research tests, shown as they run, and the notebooks (nbval, papermill and the browser
+# suite; nbval and the browser share runs/course, so they stay in one session), whose report
+# (runs/test-notebooks.log) follows. About 6 minutes on 2 CPU cores (benchmarks/RESULTS.md); each
+# session lists its 10 slowest tests, for whoever keeps the suite fast.
 test: $(STAMP)
-	COURSE_SMOKE=$${COURSE_SMOKE:-1} $(PY) -m pytest tests research notebooks --nbval-lax --nbval-current-env -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
+	COURSE_SMOKE=$${COURSE_SMOKE:-1} $(PY) tests/side_by_side.py runs/test-notebooks.log \
+	    tests research --ignore=tests/browser --ignore=tests/test_notebooks_papermill.py \
+	    -p no:cacheprovider --durations=10 $(PYTEST_ARGS) \
+	    --beside tests/browser tests/test_notebooks_papermill.py notebooks --nbval-lax --nbval-current-env \
+	    -p no:cacheprovider --durations=10 $(PYTEST_ARGS)
 
 # The course notebooks at full size, as a learner runs them (they train the make-train recipe
 # unless runs/make-train holds it): about 15-20 minutes on 2 CPU cores.
 test-full: $(STAMP)
 	COURSE_SMOKE=0 $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider $(PYTEST_ARGS)
 
+# The inner loop: the library and research tests without the slow and browser ones, in two sessions
+# side by side (the trainer's and the evaluator's tests beside the rest): about a minute on 2 cores.
 test-fast: $(STAMP)
-	$(PY) -m pytest tests research -m "not slow and not browser" -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) tests/side_by_side.py runs/test-fast-trainer.log \
+	    tests research --ignore=tests/browser --ignore=tests/test_train.py --ignore=tests/test_evaluate_predict.py \
+	    -m "not slow and not browser" -p no:cacheprovider $(PYTEST_ARGS) \
+	    --beside tests/test_train.py tests/test_evaluate_predict.py -m "not slow and not browser" -p no:cacheprovider $(PYTEST_ARGS)
 
 test-browser: $(STAMP)
 	$(PY) -m pytest tests/browser -m browser -p no:cacheprovider $(PYTEST_ARGS)
