@@ -13,7 +13,7 @@ import math
 import statistics
 from pathlib import Path
 
-from collab_lib.analysis import paired_gains
+from collab_lib.analysis import paired_gain_table, paired_gains
 from research.ledger import OVERFIT_SCAN, REPO_ROOT, replication_verdict
 
 # ---- round 16: the scan ------------------------------------------------------------------------------------
@@ -179,4 +179,73 @@ def verdict_table(cell: str, root=REPO_ROOT) -> str:
             cell_text = lambda s: f"{r[s]['mean']:+.2f} ± {r[s]['se']:.2f}"  # noqa: E731
             lines.append(f"| ({code}) {reading} | {label} | {baseline} | {r['test']['seeds']} | {cell_text('final_val')} | "
                          f"{cell_text('test')} | {r['test']['agreeing']} ({MIN_AGREEING}) | {r['verdict']} |")
+    return "\n".join(lines)
+
+
+# ---- descriptive, no hypothesis (research/selectivity.md) --------------------------------------------------
+SHARE_KEYS = ("region_frac_cnn_teaches", "region_frac_vit_teaches", "pixel_frac_cnn_teaches", "pixel_frac_vit_teaches")
+
+
+def arms_table(cell: str, root=REPO_ROOT) -> str:
+    """Every arm against `independent` (test, paired by seed): analysis.paired_gain_table of the five arms."""
+    return paired_gain_table(study_runs(cell), baseline="independent", split="test", root=root)
+
+
+def teaching_shares(folder, last_steps: int = 300, root=REPO_ROOT) -> dict:
+    """{key of SHARE_KEYS: (mean, s.e.) over seeds} of the training log's teaching shares, as fractions.
+
+    folder: an arm's folder of seed<N>/history.jsonl; per seed, the mean of the logged "train" rows in the
+    last `last_steps` steps (the warm-up r(t) is over by then), then the mean and standard error over seeds.
+    Shares are of the valid regions / pixels. With the selection (collab) each region has one teacher, so the
+    region shares sum to 1, and a pixel where both are wrong (or tie) has none; without it (collab_nonselective)
+    every valid region and pixel teaches both ways, so each share is 1.
+    """
+    per_seed = {key: [] for key in SHARE_KEYS}
+    runs = sorted((Path(root) / folder).glob("seed*/history.jsonl"))
+    if not runs:
+        raise ValueError(f"no seed*/history.jsonl under {Path(root) / folder}")
+    for history in runs:
+        rows = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
+        train = [row for row in rows if row.get("kind") == "train" and all(key in row for key in SHARE_KEYS)]
+        if not train:
+            raise ValueError(f"{history}: no train rows with the teaching shares {SHARE_KEYS}")
+        last = max(row["step"] for row in train)
+        tail = [row for row in train if row["step"] > last - last_steps]
+        for key in SHARE_KEYS:
+            per_seed[key].append(statistics.mean(row[key] for row in tail))
+    return {key: (statistics.mean(values),
+                  statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan"))
+            for key, values in per_seed.items()}
+
+
+def teaching_share_table(cell: str, arms=("collab", "collab_nonselective"), root=REPO_ROOT) -> str:
+    """Who teaches how much at the end of training, per arm: the shares of teaching_shares, in %."""
+    lines = ["| arm | seeds | regions the CNN teaches | regions the ViT teaches | pixels the CNN teaches | "
+             "pixels the ViT teaches |", "|---|---|---|---|---|---|"]
+    for arm in arms:
+        folder = study_runs(cell)[arm]
+        shares = teaching_shares(folder, root=root)
+        seeds = len(list((Path(root) / folder).glob("seed*/history.jsonl")))
+        cells = " | ".join(f"{100 * mean:.0f} ± {100 * se:.0f} %" for mean, se in (shares[k] for k in SHARE_KEYS))
+        lines.append(f"| {arm} | {seeds} | {cells} |")
+    return "\n".join(lines)
+
+
+# (name, baseline, reading): the descriptive contrasts the pre-registration lists beside the hypotheses
+CONTRASTS = (
+    ("collab_nonselective", "dml_w0.3", "HFD and the unselective region term, on top of DML at weight 0.3"),
+)
+
+
+def contrast_table(cell: str, contrasts=CONTRASTS, root=REPO_ROOT) -> str:
+    """Descriptive paired gains (no verdict): mean ± s.e. on val and test, seeds positive on test."""
+    lines = ["| contrast | student | seeds | val gain | test gain | test seeds positive |", "|---|---|---|---|---|---|"]
+    runs = study_runs(cell)
+    for name, baseline, reading in contrasts:
+        for student, label in (("cnn", "CNN"), ("vit", "ViT")):
+            s = {split: _summary(paired_gains(runs, name, student, baseline, split, root))
+                 for split in ("final_val", "test")}
+            lines.append(f"| {name} minus {baseline} ({reading}) | {label} | {s['test']['seeds']} | "
+                         f"{s['final_val']['mean']:+.2f} ± {s['final_val']['se']:.2f} | "
+                         f"{s['test']['mean']:+.2f} ± {s['test']['se']:.2f} | {s['test']['agreeing']} |")
     return "\n".join(lines)

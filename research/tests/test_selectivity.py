@@ -105,3 +105,44 @@ def test_the_committed_scan_picks_the_capacity_matched_cell():
     cells = selectivity.scan()
     assert selectivity.selectivity_pick(cells) == ("mnv2-augoff-n50", True)
     assert selectivity.scan_table(cells) in (REPO_ROOT / "research/selectivity.md").read_text()
+
+
+def _write_history(folder, seed, rows):
+    run = folder / f"seed{seed}"
+    run.mkdir(parents=True)
+    (run / "history.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def _share_row(step, cnn_regions, cnn_pixels, vit_pixels):
+    return {"kind": "train", "step": step, "region_frac_cnn_teaches": cnn_regions,
+            "region_frac_vit_teaches": 1 - cnn_regions, "pixel_frac_cnn_teaches": cnn_pixels,
+            "pixel_frac_vit_teaches": vit_pixels}
+
+
+def test_teaching_shares_average_the_last_steps_of_each_seed_then_the_seeds(tmp_path):
+    arm = tmp_path / "collab"
+    # seed 0: the early rows (step 100) are outside the last 300 steps and must not count
+    _write_history(arm, 0, [_share_row(100, 0.9, 0.9, 0.0), _share_row(1100, 0.6, 0.5, 0.3),
+                            {"kind": "val", "step": 1100, "cnn_miou": 0.4}, _share_row(1200, 0.8, 0.7, 0.1)])
+    _write_history(arm, 1, [_share_row(1200, 0.5, 0.4, 0.4)])
+    shares = selectivity.teaching_shares("collab", root=tmp_path)
+    assert shares["region_frac_cnn_teaches"][0] == pytest.approx((0.7 + 0.5) / 2)   # seed 0: (0.6 + 0.8) / 2
+    assert shares["region_frac_vit_teaches"][0] == pytest.approx((0.3 + 0.5) / 2)
+    assert shares["pixel_frac_vit_teaches"][0] == pytest.approx((0.2 + 0.4) / 2)
+    assert shares["region_frac_cnn_teaches"][1] == pytest.approx(0.1)  # s.e.: sd(0.7, 0.5) / sqrt(2)
+    with pytest.raises(ValueError, match="no seed"):
+        selectivity.teaching_shares("nonselective", root=tmp_path)
+    _write_history(tmp_path / "independent", 0, [{"kind": "train", "step": 1200, "ce_cnn": 0.3}])
+    with pytest.raises(ValueError, match="no train rows with the teaching shares"):
+        selectivity.teaching_shares("independent", root=tmp_path)
+
+
+def test_the_contrast_table_reads_paired_gains_per_student(tmp_path, monkeypatch):
+    for seed, gain in enumerate([0.2, 0.4, 0.3]):
+        write_run(tmp_path / "mini" / "dml_w0.3", seed, 0.40, 0.40)
+        write_run(tmp_path / "mini" / "collab_nonselective", seed, None, None,
+                  {"final_val": (0.40, 0.40 - gain / 100), "test": (0.40 + gain / 100, 0.40 - gain / 100)})
+    monkeypatch.setattr(selectivity, "STUDY_FOLDER", str(tmp_path))
+    table = selectivity.contrast_table("mini", root="/")
+    assert "| CNN | 3 | +0.00 ± 0.00 | +0.30 ± 0.06 | 3 |" in table
+    assert "| ViT | 3 | -0.30 ± 0.06 | -0.30 ± 0.06 | 0 |" in table
