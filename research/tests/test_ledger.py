@@ -347,6 +347,15 @@ def _readme_evidence_cells() -> list:
     rows.append([" / ".join(map(str, sorted(seeds)))] +
                 [" / ".join(f"{r15[name, s]['mean']:+.1f} ± {r15[name, s]['se']:.1f}" for name in ("collab", "dml", "kdcl"))
                  for s in ("cnn", "vit")])
+    # round 17 (research/selectivity.md): collab minus the selection off / DML at weight 0.3 / independent, 8 seeds
+    from research import selectivity
+
+    study = selectivity.study_runs("mnv2-augoff-n50")
+    r17 = {(b, s): ledger.paired_gain_summary(study, "collab", s, b, "test", root=runs_root)
+           for b in ("collab_nonselective", "dml_w0.3", "independent") for s in ("cnn", "vit")}
+    rows.append([" / ".join(map(str, sorted({r["seeds"] for r in r17.values()})))] +
+                [" / ".join(f"{r17[b, s]['mean']:+.1f} ± {r17[b, s]['se']:.1f}" for b in ("collab_nonselective", "dml_w0.3", "independent"))
+                 for s in ("cnn", "vit")])
     return rows
 
 
@@ -354,7 +363,8 @@ def test_readme_evidence_table_is_the_committed_runs():
     """README.md's "Evidence" table, row by row (its first column, the comparison's name, is free text): the
     CPU grid's collab and DML / KDCL gains, then collab (round 6), DML / KDCL (rounds 7 and 12), collab
     without the pixel-wise term (round 6) and collab / DML / KDCL without augmentation (round 15) on fresh
-    seeds. One changed number makes its row differ."""
+    seeds, and collab against the selection off, DML at weight 0.3 and independent training (round 17). One
+    changed number makes its row differ."""
     header = "| comparison | seeds | CNN | ViT |"
     tables = [t for t in ledger.tables_in((ROOT / "README.md").read_text()) if t.startswith(header)]
     assert len(tables) == 1, "README.md: no (or more than one) Evidence table headed " + header

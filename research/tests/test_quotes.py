@@ -657,7 +657,7 @@ def _class_side_quotes(q: Quotes):
                    "{o}; on the CNN's lead, {top}, every online method lifts the ViT, DML and KDCL more than collab ({d} "
                    "and {k} against {c}).", "cell-00", a=listed_cnn, o=others, top=top, d=cg("vit", top, "dml"),
              k=cg("vit", top, "kdcl"), c=cg("vit", top, "collab"))
-    q.expect(NB01, "the selection spares the CNN's {top} (collab {c}, DML {d}, KDCL {k})", "cell-00", top=top,
+    q.expect(NB01, "collab spares the CNN's {top} (collab {c}, DML {d}, KDCL {k})", "cell-00", top=top,
              c=cg("cnn", top, "collab"), d=cg("cnn", top, "dml"), k=cg("cnn", top, "kdcl"))
     q.expect(EVIDENCE, "Collab lifts the CNN on the classes the ViT leads ({a} IoU) where DML and KDCL lift it by at most "
                        "{o}; on {top}, the CNN's lead, DML and KDCL lift the ViT more than collab ({d} / {k} against {c}) "
@@ -873,7 +873,7 @@ def test_a_changed_number_in_a_document_fails_its_quote(tmp_path):
     # a notebook's markdown cell, found by its id
     q = Quotes()
     _class_side_quotes(q)
-    fragment = next(f for d, c, f, _ in q.expected if d == NB01 and c == "cell-00" and f.startswith("the selection spares"))
+    fragment = next(f for d, c, f, _ in q.expected if d == NB01 and c == "cell-00" and f.startswith("collab spares"))
     notebook = json.loads((ROOT / NB01).read_text())
     cell = next(c for c in notebook["cells"] if c.get("id") == "cell-00")
     source, old, new = _alter_a_number("".join(cell["source"]), fragment, nth=-1)
@@ -925,4 +925,117 @@ def test_round15_prose_about_the_replaced_run_is_its_history():
         pytest.skip(f"{FIRST_MACHINE_SEED16} is not in this clone (a shallow clone): its quotes cannot be checked")
     q = Quotes()
     _round15_history_quotes(q, text)
+    q.check()
+
+
+# ---- rounds 16-17: does the selection matter? (research/selectivity.md) ------------------------------------
+SELECTIVITY = "research/selectivity.md"
+NB04_SELECTION, NB04_SUMMARY = "cell-13v", "cell-25"
+NB06_MEANING, NB06_SUMMARY = "bb470c1e", "5d0e8b22"
+
+
+def _selectivity_quotes(q: Quotes):
+    """Round 17's gains as research/selectivity.md, docs/evidence.md, the README and notebooks 01, 04 and 06 quote
+    them (the tables themselves: test_selectivity.py; the README's row: test_ledger.py)."""
+    import json as json_
+
+    from research import selectivity
+
+    cell = "mnv2-augoff-n50"
+    study = selectivity.study_runs(cell)
+    g = {(n, s, b): gain(n, s, b, runs=study) for n, b in (("collab", "collab_nonselective"), ("collab", "dml_w0.3"),
+                                                           ("collab", "independent"), ("dml_w0.3", "dml"),
+                                                           ("collab_nonselective", "dml_w0.3"))
+         for s in ("cnn", "vit")}
+    val = {s: gain("collab", s, "collab_nonselective", split="final_val", runs=study) for s in ("cnn", "vit")}
+    h1c, h1v = g["collab", "cnn", "collab_nonselective"], g["collab", "vit", "collab_nonselective"]
+    # the verdicts the prose words: H1 for the ViT a cost beyond the spread, for the CNN within it
+    if not (h1v["mean"] + 2 * h1v["se"] < 0 and h1c["mean"] - 2 * h1c["se"] < 0 < h1c["mean"]):
+        q.claims.append(f"{SELECTIVITY}: H1 no longer reads 'a cost for the ViT, not settled for the CNN'")
+    for n, b in (("collab", "dml_w0.3"), ("collab", "independent")):
+        for s in ("cnn", "vit"):
+            if beyond(g[n, s, b]) != "beyond" or g[n, s, b]["mean"] <= 0:
+                q.claims.append(f"{SELECTIVITY}: {n} over {b} for the {s} is no longer a gain beyond the spread")
+    ci = g["collab", "cnn", "independent"]["gains"].values()
+    sh = selectivity.teaching_shares(study["collab"])
+    pc = lambda key: f"{100 * sh[key][0]:.0f}"  # noqa: E731
+    h = lambda n, s, b: ms(g[n, s, b])  # noqa: E731
+    costv = cost(h1v)
+    q.expect(SELECTIVITY, "the selection costs it {c} points of test mIoU ({k} of 8 seeds above; mean + 2 s.e. < 0, "
+                          "beyond the spread). For the CNN it is **not settled**: {hc} on test ({vc} val, {kc} of 8 seeds above)",
+             c=costv, k=h1v["positive"], hc=ms(h1c), vc=ms(val["cnn"]), kc=h1c["positive"])
+    q.expect(SELECTIVITY, "(collab minus independent from {lo} to {hi} points)", lo=sg(min(ci)), hi=sg(max(ci)))
+    q.expect(SELECTIVITY, "collab beats DML at the same pixel weight by {c} for the CNN ({kc} of 8 seeds) and {v} for "
+                          "the ViT ({kv} of 8)", c=h("collab", "cnn", "dml_w0.3"), kc=g["collab", "cnn", "dml_w0.3"]["positive"],
+             v=h("collab", "vit", "dml_w0.3"), kv=g["collab", "vit", "dml_w0.3"]["positive"])
+    q.expect(SELECTIVITY, "collab lifts the CNN {c} ({kc} of 8 seeds) and the ViT {v} ({kv} of 8)",
+             c=h("collab", "cnn", "independent"), kc=g["collab", "cnn", "independent"]["positive"],
+             v=h("collab", "vit", "independent"), kv=g["collab", "vit", "independent"]["positive"])
+    q.expect(SELECTIVITY, "For the ViT it is worse, {v} ({kv} of 8 seeds above); for the CNN {c} (level)",
+             v=h("dml_w0.3", "vit", "dml"), kv=g["dml_w0.3", "vit", "dml"]["positive"], c=h("dml_w0.3", "cnn", "dml"))
+    q.expect(SELECTIVITY, "HFD and the region term lift the ViT {v} over DML at the same pixel weight ({kv} of 8 seeds) "
+                          "and leave the CNN level ({c})", v=h("collab_nonselective", "vit", "dml_w0.3"),
+             kv=g["collab_nonselective", "vit", "dml_w0.3"]["positive"], c=h("collab_nonselective", "cnn", "dml_w0.3"))
+    q.expect(SELECTIVITY, "the ViT teaches {rv} % of the valid regions and the CNN {rc} %; pixel-wise they split the "
+                          "pixels about evenly (CNN {pc_} %, ViT {pv} %", rv=pc("region_frac_vit_teaches"),
+             rc=pc("region_frac_cnn_teaches"), pc_=pc("pixel_frac_cnn_teaches"), pv=pc("pixel_frac_vit_teaches"))
+    q.expect(SELECTIVITY, "and for the CNN the selection's apparent {c} is within the spread", c=sg(h1c["mean"]))
+    # the same run on both machines (seed 27): the superseded AMD runs against the study's
+    amd = "results/sweeps/selectivity-superseded/mnv2-augoff-n50-seed27-amd"
+    test = lambda folder, s: 100 * json_.loads((ROOT / folder / "seed27/metrics.json").read_text())["test"][s]["miou"]  # noqa: E731
+    arms = ("collab", "collab_nonselective", "independent", "dml_w0.3")
+    diff = {s: max(abs(test(f"{amd}/{a}", s) - test(study[a], s)) for a in arms) for s in ("cnn", "vit")}
+    h1_27 = {(m, s): (test(f"{root}/collab", s) - test(f"{root}/collab_nonselective", s))
+             for m, root in (("intel", study["collab"].rsplit("/", 1)[0]), ("amd", amd)) for s in ("cnn", "vit")}
+    q.expect(SELECTIVITY, "differs between them by up to {c} points for the CNN (collab: {ci} Intel, {ca} AMD) and by at "
+                          "most {v} for the ViT", c=pt(diff["cnn"]), ci=pt(test(study["collab"], "cnn")),
+             ca=pt(test(f"{amd}/collab", "cnn")), v=pt(diff["vit"]))
+    q.expect(SELECTIVITY, "(CNN {a} Intel / {b} AMD; ViT {c} / {d})", a=sg(h1_27["intel", "cnn"]), b=sg(h1_27["amd", "cnn"]),
+             c=sg(h1_27["intel", "vit"]), d=sg(h1_27["amd", "vit"]))
+    # docs/evidence.md: the headline and the section
+    q.expect(EVIDENCE, "Collab lifts the CNN {c} and the ViT {v} over independent training, and beats DML at the same "
+                       "pixel weight by {dc} / {dv}, all beyond the spread.", c=h("collab", "cnn", "independent"),
+             v=h("collab", "vit", "independent"), dc=h("collab", "cnn", "dml_w0.3"), dv=h("collab", "vit", "dml_w0.3"))
+    q.expect(EVIDENCE, "the selection costs it {c} (beyond the spread). For the CNN the selection's {hc} is within the "
+                       "spread (not settled).", c=costv, hc=ms(h1c))
+    q.expect(EVIDENCE, "the selection costs it {c} points (beyond the spread). For the CNN, H1 is not settled: {hc} ({k} "
+                       "of 8 seeds above)", c=costv, hc=ms(h1c), k=h1c["positive"])
+    q.expect(EVIDENCE, "(collab minus independent from {lo} to {hi})", lo=sg(min(ci)), hi=sg(max(ci)))
+    q.expect(EVIDENCE, "the CNN {c}, the ViT {v} over independent training (H3), and {dc} / {dv} over DML at the same "
+                       "pixel weight (H2).", c=h("collab", "cnn", "independent"), v=h("collab", "vit", "independent"),
+             dc=h("collab", "cnn", "dml_w0.3"), dv=h("collab", "vit", "dml_w0.3"))
+    q.expect(EVIDENCE, "HFD and the region term add {v} to DML at weight 0.3 ({kv} of 8 seeds; for the CNN {c}).",
+             v=h("collab_nonselective", "vit", "dml_w0.3"), kv=g["collab_nonselective", "vit", "dml_w0.3"]["positive"],
+             c=h("collab_nonselective", "cnn", "dml_w0.3"))
+    q.expect(EVIDENCE, "weight 0.3 leaves the CNN level ({c}) and costs the ViT {v}.", c=h("dml_w0.3", "cnn", "dml"),
+             v=cost(g["dml_w0.3", "vit", "dml"]))
+    q.expect(EVIDENCE, "the ViT teaches {rv} % of the valid regions and the CNN {rc} %; per pixel they split about evenly "
+                       "({pc_} % / {pv} %)", rv=pc("region_frac_vit_teaches"), rc=pc("region_frac_cnn_teaches"),
+             pc_=pc("pixel_frac_cnn_teaches"), pv=pc("pixel_frac_vit_teaches"))
+    q.expect(EVIDENCE, "differ by up to {c} points of the CNN's test mIoU, without changing a verdict", c=pt(diff["cnn"]))
+    # the README's paragraph, notebooks 01, 04 and 06
+    q.expect(README, "does {c} better for the ViT, and the selection's {hc} for the CNN is within the spread",
+             c=costv, hc=ms(h1c))
+    q.expect(NB01, "does {c} points better for the ViT, and the selection's {hc} for the CNN is within the spread",
+             "cell-00", c=costv, hc=ms(h1c))
+    q.expect(NB04, "collab lifts both students over independent training (CNN {c}, ViT {v}) and over DML at the same "
+                   "pixel weight (CNN {dc}, ViT {dv}), all beyond the spread", NB04_SELECTION,
+             c=h("collab", "cnn", "independent"), v=h("collab", "vit", "independent"), dc=h("collab", "cnn", "dml_w0.3"),
+             dv=h("collab", "vit", "dml_w0.3"))
+    q.expect(NB04, "the selection costs it {c} points (beyond the spread). For the CNN the selection's {hc} is within "
+                   "the spread ({k} of 8 seeds above; not settled)", NB04_SELECTION, c=costv, hc=ms(h1c), k=h1c["positive"])
+    q.expect(NB04, "HFD and the region term add {v} to DML at the same pixel weight", NB04_SELECTION,
+             v=h("collab_nonselective", "vit", "dml_w0.3"))
+    for document, where in ((NB04, NB04_SUMMARY), (NB06, NB06_SUMMARY)):
+        q.expect(document, "it costs the ViT {c} points, and its {hc} for the CNN is within the spread", where,
+                 c=costv, hc=ms(h1c))
+    q.expect(NB06, "(it costs the ViT {c} points; its {hc} for the CNN is within the spread)", NB06_MEANING,
+             c=costv, hc=ms(h1c))
+
+
+def test_selectivity_prose_is_the_committed_runs():
+    """Round 17's gains, verdict wording, teaching shares and machine comparison as the write-ups, the README and
+    notebooks 01, 04 and 06 quote them."""
+    q = Quotes()
+    _selectivity_quotes(q)
     q.check()

@@ -146,3 +146,18 @@ def test_the_contrast_table_reads_paired_gains_per_student(tmp_path, monkeypatch
     table = selectivity.contrast_table("mini", root="/")
     assert "| CNN | 3 | +0.00 ± 0.00 | +0.30 ± 0.06 | 3 |" in table
     assert "| ViT | 3 | -0.30 ± 0.06 | -0.30 ± 0.06 | 0 |" in table
+
+
+def test_the_write_ups_quote_the_committed_study_whole():
+    """research/selectivity.md quotes round 17's verdict, arms, contrast and teaching-share tables, and
+    docs/evidence.md its verdict and arms tables, each regenerated from results/sweeps/selectivity: one changed
+    number (or one more run) makes a quoted table differ."""
+    from research import ledger
+
+    cell = "mnv2-augoff-n50"
+    tables = {"verdict_table": selectivity.verdict_table(cell), "arms_table": selectivity.arms_table(cell),
+              "contrast_table": selectivity.contrast_table(cell), "teaching_share_table": selectivity.teaching_share_table(cell)}
+    for document, names in (("research/selectivity.md", tables), (ledger.EVIDENCE, ("verdict_table", "arms_table"))):
+        quoted = ledger.tables_in((ledger.REPO_ROOT / document).read_text())
+        for name in names:
+            assert tables[name] in quoted, f"{document}: regenerate round 17's table (research.selectivity.{name}('{cell}'))"
