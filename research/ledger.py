@@ -86,6 +86,10 @@ POOLED_ROUND12_STUDY = {name: (LONG_STUDY[name], ROUND12_STUDY[name]) for name i
 ROUND13_STUDY = {"independent": f"{FRESH_SEEDS}/independent",
                  "collab, w_pixel=0.03": "results/sweeps/long1200-pixel0.03-confirm/collab"}
 POOLED_ROUND13_STUDY = {name: (LONG_STUDY[name], ROUND13_STUDY[name]) for name in ROUND13_STUDY}
+# Round 17 (item 20, research/selectivity.md): five arms on fresh seeds 20-27 in the picked cell, the MobileNetV2
+# pair without augmentation on 50 scenes; its verdicts are research.selectivity.verdict_table's.
+SELECTIVITY_STUDY = {arm: f"results/sweeps/selectivity/mnv2-augoff-n50/{arm}"
+                     for arm in ("independent", "collab", "collab_nonselective", "dml_w0.3", "dml")}
 
 STUDIES = {name: value for name, value in globals().items() if name.endswith("_STUDY")}
 

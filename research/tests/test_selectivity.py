@@ -161,3 +161,10 @@ def test_the_write_ups_quote_the_committed_study_whole():
         quoted = ledger.tables_in((ledger.REPO_ROOT / document).read_text())
         for name in names:
             assert tables[name] in quoted, f"{document}: regenerate round 17's table (research.selectivity.{name}('{cell}'))"
+
+
+def test_the_ledger_lists_the_study_as_the_selectivity_module_reads_it():
+    """Notebook 07's study picker (ledger.STUDIES) shows round 17 with the same folders the verdicts read."""
+    from research import ledger
+
+    assert ledger.STUDIES["SELECTIVITY_STUDY"] == selectivity.study_runs("mnv2-augoff-n50")
