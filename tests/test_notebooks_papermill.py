@@ -1,7 +1,7 @@
 """Notebook 05 through papermill, as the README and the notebook itself tell a user to run it.
 
 Every papermill command is read from the files, not copied here: the lines of ```bash blocks (with their
-`\\` continuations joined) and the `code spans` of README.md and of notebook 05's markdown cells whose
+`\\` continuations joined) and the `code spans` of README.md, docs/usage.md and notebook 05's markdown cells whose
 program is `papermill` or `.venv/bin/papermill`. Each one runs *as written*, with only these changes:
 
 1. it runs from the kit's folder with this interpreter's papermill (`python -m papermill`, the same
@@ -45,6 +45,7 @@ from hang_guard import HUNG_AFTER_S
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "05_full_training.ipynb"
 README = REPO / "README.md"
+USAGE = REPO / "docs" / "usage.md"
 KERNEL = "collab-kit"
 SHRINK = ["-p", "steps", "3", "-p", "batch_size", "2", "-p", "image_size", "[64, 64]", "-p", "crop_size", "[64, 64]",
           "-p", "cnn_decoder_channels", "16", "-p", "vit_decoder_channels", "16", "-p", "workers", "0",
@@ -57,9 +58,9 @@ NOTEBOOK_ONLY = {"out_root", "smoke"}
 # ---------------------------------------------------------------- reading the commands from the files
 
 def markdown_texts(source):
-    """(name, markdown text) of README.md or of notebook 05's markdown cells."""
-    if source == "README.md":
-        return [("README.md", README.read_text())]
+    """(name, markdown text) of README.md, docs/usage.md or notebook 05's markdown cells."""
+    if source in ("README.md", "docs/usage.md"):
+        return [(source, (README if source == "README.md" else USAGE).read_text())]
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     return [(f"05 cell {i}", c.source) for i, c in enumerate(notebook.cells) if c.cell_type == "markdown"]
 
@@ -110,7 +111,7 @@ def parameter_names():
             if "=" in line and not line.lstrip().startswith("#")}
 
 
-SOURCES = ["README.md", "notebook 05"]
+SOURCES = ["README.md", "docs/usage.md", "notebook 05"]
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -254,7 +255,7 @@ def adapted(words, tmp_path):
 
 
 def unique_commands():
-    """Every command of README.md and notebook 05 once (the same command in both runs once)."""
+    """Every command of README.md, docs/usage.md and notebook 05 once (the same command in both runs once)."""
     seen = {}
     for source in SOURCES:
         for where, words, _ in all_commands(source):
