@@ -937,8 +937,6 @@ NB06_MEANING, NB06_SUMMARY = "bb470c1e", "5d0e8b22"
 def _selectivity_quotes(q: Quotes):
     """Round 17's gains as research/selectivity.md, docs/evidence.md, the README and notebooks 01, 04 and 06 quote
     them (the tables themselves: test_selectivity.py; the README's row: test_ledger.py)."""
-    import json as json_
-
     from research import selectivity
 
     cell = "mnv2-augoff-n50"
@@ -982,7 +980,7 @@ def _selectivity_quotes(q: Quotes):
     q.expect(SELECTIVITY, "and for the CNN the selection's apparent {c} is within the spread", c=sg(h1c["mean"]))
     # the same run on both machines (seed 27): the superseded AMD runs against the study's
     amd = "results/sweeps/selectivity-superseded/mnv2-augoff-n50-seed27-amd"
-    test = lambda folder, s: 100 * json_.loads((ROOT / folder / "seed27/metrics.json").read_text())["test"][s]["miou"]  # noqa: E731
+    test = lambda folder, s: 100 * json.loads((ROOT / folder / "seed27/metrics.json").read_text())["test"][s]["miou"]  # noqa: E731
     arms = ("collab", "collab_nonselective", "independent", "dml_w0.3")
     diff = {s: max(abs(test(f"{amd}/{a}", s) - test(study[a], s)) for a in arms) for s in ("cnn", "vit")}
     h1_27 = {(m, s): (test(f"{root}/collab", s) - test(f"{root}/collab_nonselective", s))
